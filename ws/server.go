@@ -501,7 +501,9 @@ func (s *slot) Range(f func(string, any) bool) {
 // gwsLogger routes the library's error logs to slog.
 type gwsLogger struct{ l *slog.Logger }
 
-func (g gwsLogger) Error(v ...any) { g.l.Error("websocket library", "detail", strings.TrimSpace(fmtArgs(v))) }
+func (g gwsLogger) Error(v ...any) {
+	g.l.Error("websocket library", "detail", strings.TrimSpace(fmtArgs(v)))
+}
 
 func fmtArgs(v []any) string {
 	var b strings.Builder
