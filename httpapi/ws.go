@@ -1,0 +1,65 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+
+	"github.com/tollgate-ws/tollgate"
+)
+
+// GET /ws: authenticate the upgrade before anything answers 101 (docs/api.md,
+// "Opening a socket"). A request that is not a WebSocket upgrade is refused
+// before any credential is looked at, so that it cannot spend a ticket; a
+// refused handshake gets the JSON error with its code's status and never
+// reaches the SocketAcceptor.
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	if !isWebSocketUpgrade(r) {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		s.writeError(w, r, tollgate.Errorf(tollgate.CodeInvalidRequest, "GET /ws expects a WebSocket upgrade (version 13)."))
+		return
+	}
+	if s.sockets == nil {
+		s.writeError(w, r, tollgate.NewError(tollgate.CodeUnavailable))
+		return
+	}
+	c := s.clientInfo(r)
+	h, err := s.auth.AuthenticateHandshake(r.Context(), r, c)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	for k, v := range h.Header {
+		w.Header()[k] = v // the acceptor copies these into the 101
+	}
+	s.sockets.Accept(w, r, h.Principal, c)
+}
+
+// isWebSocketUpgrade reports whether r is a well-formed RFC 6455 opening
+// handshake: Connection contains the token "upgrade", Upgrade the token
+// "websocket", Sec-WebSocket-Version is 13 and Sec-WebSocket-Key is 16 bytes
+// in base64.
+func isWebSocketUpgrade(r *http.Request) bool {
+	if r.Method != http.MethodGet || !hasToken(r.Header, "Connection", "upgrade") || !hasToken(r.Header, "Upgrade", "websocket") {
+		return false
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		return false
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	b, err := base64.StdEncoding.DecodeString(key)
+	return err == nil && len(b) == 16
+}
+
+// hasToken reports whether the comma-separated header name contains token,
+// case-insensitively.
+func hasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
