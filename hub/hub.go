@@ -242,52 +242,58 @@ func (h *Hub) mayUseRoom(p tollgate.Principal, name string) error {
 	return nil
 }
 
-// Join makes c a member of room and returns the room's newest id.
-// Joining a room twice is not an error.
-func (h *Hub) Join(ctx context.Context, c Conn, name string) (int64, error) {
+// Join makes c a member of room. joined, if not nil, is called with the id
+// of the last message the socket will not receive live, while the room's
+// delivery is held: whatever joined sends (the "joined" frame) reaches the
+// socket before any message newer than that id. Joining a room twice is not
+// an error.
+func (h *Hub) Join(ctx context.Context, c Conn, name string, joined func(last int64)) error {
 	if err := h.mayUseRoom(c.Principal(), name); err != nil {
-		return 0, err
+		return err
 	}
 	h.mu.RLock()
 	m, ok := h.conns[c]
 	h.mu.RUnlock()
 	if !ok {
-		return 0, tollgate.NewError(tollgate.CodeUnauthenticated)
+		return tollgate.NewError(tollgate.CodeUnauthenticated)
 	}
 	m.mu.Lock()
-	joined := slices.Contains(m.rooms, name)
-	full := len(m.rooms) >= h.cfg.MaxRoomsPerConn
+	full := len(m.rooms) >= h.cfg.MaxRoomsPerConn && !slices.Contains(m.rooms, name)
 	m.mu.Unlock()
-	if !joined && full {
-		return 0, tollgate.Errorf(tollgate.CodeForbidden, "Too many rooms joined (at most %d).", h.cfg.MaxRoomsPerConn)
+	if full {
+		return tollgate.Errorf(tollgate.CodeForbidden, "Too many rooms joined (at most %d).", h.cfg.MaxRoomsPerConn)
 	}
+	// The newest stored id seeds a room this node does not serve yet. It is
+	// read outside the locks: a store call must not hold up other rooms.
 	sctx, cancel := h.storeCtx(ctx)
 	defer cancel()
-	last, err := h.cfg.Messages.LastID(sctx, name)
+	stored, err := h.cfg.Messages.LastID(sctx, name)
 	if err != nil {
-		return 0, fmt.Errorf("hub: join %s: %w", name, err)
-	}
-	if joined {
-		return last, nil
+		return fmt.Errorf("hub: join %s: %w", name, err)
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if _, still := h.conns[c]; !still {
-		h.mu.Unlock()
-		return 0, tollgate.NewError(tollgate.CodeUnauthenticated)
+		return tollgate.NewError(tollgate.CodeUnauthenticated)
 	}
 	r := h.rooms[name]
 	if r == nil {
-		r = &room{last: last}
+		r = &room{last: stored}
 		h.rooms[name] = r
 	}
+	// Lock order: h.mu, then r.mu. Delivery takes r.mu alone.
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if _, loaded := r.members.LoadOrStore(c, struct{}{}); !loaded {
 		r.count++
+		m.mu.Lock()
+		m.rooms = append(m.rooms, name)
+		m.mu.Unlock()
 	}
-	m.mu.Lock()
-	m.rooms = append(m.rooms, name)
-	m.mu.Unlock()
-	h.mu.Unlock()
-	return last, nil
+	if joined != nil {
+		joined(r.last)
+	}
+	return nil
 }
 
 // Leave removes c from room; not_joined if it was not a member.

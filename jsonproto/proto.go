@@ -210,11 +210,11 @@ func (pr *Protocol) dispatch(ctx context.Context, c *ws.Conn, s *session, req Re
 	h := pr.cfg.Hub
 	switch req.Type {
 	case "join":
-		last, err := h.Join(ctx, s, req.Room)
-		if err != nil {
-			return nil, err
-		}
-		return encode(joinedFrame{Type: "joined", Room: req.Room, LastID: last}), nil
+		// The joined frame is queued inside Join so that it precedes every
+		// message the socket receives live in this room.
+		return nil, h.Join(ctx, s, req.Room, func(last int64) {
+			c.Send(encode(joinedFrame{Type: "joined", Room: req.Room, LastID: last}))
+		})
 	case "leave":
 		if err := h.Leave(s, req.Room); err != nil {
 			return nil, err
