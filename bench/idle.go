@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tollgate-ws/tollgate/ws"
+)
+
+// IdleResult is the summary of `bench idle`.
+type IdleResult struct {
+	Mode           string         `json:"mode"`
+	Credential     string         `json:"credential"`
+	K              int            `json:"k"`
+	Held           int            `json:"held"`
+	ClosedEarly    int            `json:"closed_early"`
+	Failures       map[string]int `json:"failures_by_reason"`
+	RSSBeforeKiB   int64          `json:"rss_before_kib"`
+	RSSAfterKiB    int64          `json:"rss_after_kib"`
+	KiBPerSocket   float64        `json:"kib_per_socket"`
+	SettleSeconds  float64        `json:"settle_seconds"`
+	ConnectSeconds float64        `json:"connect_seconds"`
+}
+
+// RSS returns the resident set size of process pid in KiB, from /proc.
+func RSS(pid int) (int64, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("bench: no VmRSS for pid %d", pid)
+}
+
+// Idle opens k sockets (c at a time), holds them for settle, and reports the
+// server's RSS growth per socket (pid is the server's process id).
+func Idle(ctx context.Context, cfg Config, k, c, pid int, settle time.Duration) (IdleResult, error) {
+	if err := cfg.check(k); err != nil {
+		return IdleResult{}, err
+	}
+	if c <= 0 || c > 1000 {
+		return IdleResult{}, fmt.Errorf("bench: concurrency must be 1..1000")
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	d, err := newDialer(ctx, &cfg, "bench-i")
+	if err != nil {
+		return IdleResult{}, err
+	}
+	before, err := RSS(pid)
+	if err != nil {
+		return IdleResult{}, err
+	}
+	res := IdleResult{Mode: "idle", Credential: cfg.Credential, K: k, RSSBeforeKiB: before, Failures: map[string]int{}}
+	var (
+		next   atomic.Int64
+		early  atomic.Int64
+		mu     sync.Mutex
+		conns  = make([]*ws.Client, 0, k)
+		wg     sync.WaitGroup
+		closed = func(int, string) { early.Add(1) }
+	)
+	stop := make(chan struct{})
+	start := time.Now()
+	go progress(cfg.Progress, stop, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("idle: %d open, %d failed, %d closed early", len(conns), len(res.Failures), early.Load())
+	})
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= k || ctx.Err() != nil {
+					return
+				}
+				cl, err := d.dial(ctx, i, nil, closed)
+				mu.Lock()
+				if err != nil {
+					res.Failures[reason(err)]++
+				} else {
+					conns = append(conns, cl)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	res.ConnectSeconds = time.Since(start).Seconds()
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+	}
+	close(stop)
+	res.SettleSeconds = settle.Seconds()
+	after, err := RSS(pid)
+	if err != nil {
+		return res, err
+	}
+	res.RSSAfterKiB = after
+	res.Held = len(conns) - int(early.Load())
+	res.ClosedEarly = int(early.Load())
+	if res.Held > 0 {
+		res.KiBPerSocket = float64(after-before) / float64(res.Held)
+	}
+	for _, cl := range conns {
+		_ = cl.CloseNow()
+	}
+	return res, nil
+}
