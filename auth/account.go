@@ -39,6 +39,14 @@ func (s *Service) Register(ctx context.Context, name string, password tollgate.S
 	if s.cfg.RegistrationClosed {
 		return tollgate.User{}, tollgate.WrapError(tollgate.CodeForbidden, errRegistrationClosed)
 	}
+	return s.CreateUser(ctx, name, password, false, c)
+}
+
+// CreateUser creates an account the way the operator does (tollgate user
+// add): like [Service.Register], but whether or not registration is open,
+// and with the admin role when admin is true. It has the same rules and
+// errors as Register otherwise.
+func (s *Service) CreateUser(ctx context.Context, name string, password tollgate.Secret, admin bool, c tollgate.ClientInfo) (tollgate.User, error) {
 	if !tollgate.ValidUsername(name) {
 		return tollgate.User{}, tollgate.Errorf(tollgate.CodeInvalidRequest, "A username is 3 to 32 of A-Z, a-z, 0-9, '_', '.' and '-'.")
 	}
@@ -51,7 +59,7 @@ func (s *Service) Register(ctx context.Context, name string, password tollgate.S
 	if err != nil {
 		return tollgate.User{}, err
 	}
-	u := tollgate.User{ID: randomHex(16), Name: name, PasswordHash: hash, CreatedAt: s.now()}
+	u := tollgate.User{ID: randomHex(16), Name: name, PasswordHash: hash, Admin: admin, CreatedAt: s.now()}
 	sctx, cancel := s.storeCtx(ctx)
 	err = s.users.CreateUser(sctx, u)
 	cancel()

@@ -16,17 +16,24 @@ import (
 
 // IdleResult is the summary of `bench idle`.
 type IdleResult struct {
-	Mode           string         `json:"mode"`
-	Credential     string         `json:"credential"`
-	K              int            `json:"k"`
-	Held           int            `json:"held"`
-	ClosedEarly    int            `json:"closed_early"`
-	Failures       map[string]int `json:"failures_by_reason"`
-	RSSBeforeKiB   int64          `json:"rss_before_kib"`
-	RSSAfterKiB    int64          `json:"rss_after_kib"`
-	KiBPerSocket   float64        `json:"kib_per_socket"`
-	SettleSeconds  float64        `json:"settle_seconds"`
-	ConnectSeconds float64        `json:"connect_seconds"`
+	Mode         string         `json:"mode"`
+	Credential   string         `json:"credential"`
+	K            int            `json:"k"`
+	Held         int            `json:"held"`
+	ClosedEarly  int            `json:"closed_early"`
+	Failures     map[string]int `json:"failures_by_reason"`
+	RSSBeforeKiB int64          `json:"rss_before_kib"`
+	RSSAfterKiB  int64          `json:"rss_after_kib"`
+	KiBPerSocket float64        `json:"kib_per_socket"`
+	// RSSHalfKiB is the RSS with the first half of the sockets held, and
+	// KiBPerSocketSecondHalf the growth per socket from there to all k. It
+	// is the better figure when the server freed memory just before the run
+	// (argon2id buffers of the bench's logins): the first sockets reuse that
+	// memory without growing RSS, which makes the whole-run average too low.
+	RSSHalfKiB             int64   `json:"rss_half_kib"`
+	KiBPerSocketSecondHalf float64 `json:"kib_per_socket_second_half"`
+	SettleSeconds          float64 `json:"settle_seconds"`
+	ConnectSeconds         float64 `json:"connect_seconds"`
 }
 
 // RSS returns the resident set size of process pid in KiB, from /proc.
@@ -70,7 +77,6 @@ func Idle(ctx context.Context, cfg Config, k, c, pid int, settle time.Duration) 
 		early  atomic.Int64
 		mu     sync.Mutex
 		conns  = make([]*ws.Client, 0, k)
-		wg     sync.WaitGroup
 		closed = func(int, string) { early.Add(1) }
 	)
 	stop := make(chan struct{})
@@ -80,32 +86,47 @@ func Idle(ctx context.Context, cfg Config, k, c, pid int, settle time.Duration) 
 		defer mu.Unlock()
 		return fmt.Sprintf("idle: %d open, %d failed, %d closed early", len(conns), len(res.Failures), early.Load())
 	})
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= k || ctx.Err() != nil {
-					return
+	// open dials until n sockets were attempted, c at a time.
+	open := func(n int) {
+		var wg sync.WaitGroup
+		for range c {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= n || ctx.Err() != nil {
+						next.Add(-1)
+						return
+					}
+					cl, err := d.dial(ctx, i, nil, closed)
+					mu.Lock()
+					if err != nil {
+						res.Failures[reason(err)]++
+					} else {
+						conns = append(conns, cl)
+					}
+					mu.Unlock()
 				}
-				cl, err := d.dial(ctx, i, nil, closed)
-				mu.Lock()
-				if err != nil {
-					res.Failures[reason(err)]++
-				} else {
-					conns = append(conns, cl)
-				}
-				mu.Unlock()
-			}
-		}()
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
-	res.ConnectSeconds = time.Since(start).Seconds()
-	select {
-	case <-time.After(settle):
-	case <-ctx.Done():
+	hold := func() {
+		select {
+		case <-time.After(settle):
+		case <-ctx.Done():
+		}
 	}
+	open(k / 2)
+	hold()
+	if res.RSSHalfKiB, err = RSS(pid); err != nil {
+		return res, err
+	}
+	mu.Lock()
+	half := len(conns)
+	mu.Unlock()
+	open(k)
+	res.ConnectSeconds = time.Since(start).Seconds() - settle.Seconds()
+	hold()
 	close(stop)
 	res.SettleSeconds = settle.Seconds()
 	after, err := RSS(pid)
@@ -117,6 +138,9 @@ func Idle(ctx context.Context, cfg Config, k, c, pid int, settle time.Duration) 
 	res.ClosedEarly = int(early.Load())
 	if res.Held > 0 {
 		res.KiBPerSocket = float64(after-before) / float64(res.Held)
+	}
+	if n := len(conns) - half; n > 0 {
+		res.KiBPerSocketSecondHalf = float64(after-res.RSSHalfKiB) / float64(n)
 	}
 	for _, cl := range conns {
 		_ = cl.CloseNow()

@@ -35,7 +35,9 @@ func Decode(data []byte) (Request, error) {
 	if err := dec.Decode(&r); err != nil {
 		return Request{}, tollgate.Errorf(tollgate.CodeInvalidRequest, "Invalid JSON or field types.")
 	}
-	if dec.More() {
+	if dec.InputOffset() != int64(len(data)) {
+		// Anything after the object, even a stray "}" or "]" that
+		// Decoder.More would let through.
 		return Request{}, tollgate.Errorf(tollgate.CodeInvalidRequest, "A frame is one JSON object.")
 	}
 	if r.Type == "" {

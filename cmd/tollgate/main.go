@@ -1,0 +1,72 @@
+// Command tollgate is the tollgate server and its tools:
+//
+//	tollgate serve [flags]              run the server (embedded defaults: SQLite, in-process)
+//	tollgate user add NAME [--admin]    create a user; password on stdin
+//	tollgate bench MODE [flags]         load generator (connect, idle, fanout, baseline)
+//	tollgate version                    print the version
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// env is the process environment as a lookup function.
+type env func(string) string
+
+// run executes one command and returns the process exit code. It is the
+// whole program, so tests run it in-process.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv env) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stdout, stderr, getenv, nil)
+	case "user":
+		err = userCmd(ctx, args[1:], stdin, stdout, stderr, getenv)
+	case "bench":
+		err = benchCmd(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "tollgate", version)
+		return 0
+	case "help", "--help", "-h":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "tollgate: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "tollgate:", err)
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: tollgate COMMAND [flags]
+
+  serve                          run the server (try: tollgate serve --help)
+  user add NAME [--admin]        create a user (password on stdin)
+  bench connect|idle|fanout|baseline [flags]   load generator
+  version                        print the version
+`)
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/tollgate-ws/tollgate/config"
+)
+
+// HTTP server bounds that are not settings: a request's headers (the
+// contract's header limit against slowloris is --read-header-timeout; this is
+// the size), a whole request including its body (bodies are at most 64 KiB),
+// and an idle keep-alive connection. WebSockets set their own deadlines
+// after the upgrade.
+const (
+	maxHeaderBytes  = 32 << 10
+	readTimeout     = 30 * time.Second
+	keepAliveIdle   = 120 * time.Second
+	sessionPurgeGap = time.Hour
+)
+
+// serve runs `tollgate serve` until ctx ends (SIGINT or SIGTERM), then shuts
+// down gracefully and returns nil. When ready is not nil the bound address is
+// sent on it once the server accepts connections.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env, ready chan<- string) error {
+	cfg, err := config.Load(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, config.Usage())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("--addr %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+	n, err := newNode(ctx, cfg, ln, log)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	return n.serve(ctx, ln, ready)
+}
+
+// serve accepts connections on ln until ctx ends, then stops accepting,
+// closes every socket 1001 after its queued frames, and waits for both
+// within --shutdown-timeout.
+func (n *node) serve(ctx context.Context, ln net.Listener, ready chan<- string) error {
+	srv := &http.Server{
+		Handler:           n.api.Handler(),
+		ReadHeaderTimeout: n.cfg.ReadHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       keepAliveIdle,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	background := func(name string, f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(bg); err != nil && !errors.Is(err, context.Canceled) {
+				n.log.Error("background task stopped", "task", name, "error", err)
+			}
+		})
+	}
+	background("hub", n.hub.Run)
+	background("sockets", func(ctx context.Context) error { n.sockets.Run(ctx); return nil })
+	background("ticket purge", func(ctx context.Context) error { n.tickets.Run(ctx, 0); return nil })
+	background("session purge", n.purgeSessions)
+	defer func() {
+		stopBackground()
+		wg.Wait()
+	}()
+
+	if n.cfg.MetricsAddr != "" {
+		stopDebug, err := serveDebug(n.cfg.MetricsAddr, n.log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	n.log.Info("tollgate listening", "addr", addr, "data_dir", n.cfg.DataDir,
+		"allowed_origins", n.cfg.AllowedOrigins, "secure_cookies", n.cfg.CookieSecure)
+	if ready != nil {
+		ready <- addr
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving on %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	n.log.Info("shutting down", "timeout", n.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ShutdownTimeout)
+	defer cancel()
+	// Stop accepting and finish plain requests while the sockets close 1001.
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Shutdown(sctx) }()
+	wsErr := n.sockets.Shutdown(sctx)
+	httpErr := <-httpDone
+	if wsErr != nil || httpErr != nil {
+		n.log.Warn("shutdown deadline passed; remaining connections were cut",
+			"sockets_error", wsErr, "http_error", httpErr)
+		_ = srv.Close()
+	}
+	n.log.Info("stopped")
+	return nil
+}
+
+// serveDebug serves pprof on the separate --metrics-addr listener (never on
+// the public one) until the returned stop is called.
+func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("debug listener stopped", "error", err)
+		}
+	}()
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
+}
+
+// purgeSessions deletes expired login sessions and refresh tokens hourly.
+func (n *node) purgeSessions(ctx context.Context) error {
+	t := time.NewTicker(sessionPurgeGap)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		deleted, err := n.db.PurgeExpired(pctx, time.Now())
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("purging expired sessions failed", "error", err)
+		} else if deleted > 0 {
+			n.log.Debug("purged expired sessions and refresh tokens", "rows", deleted)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
