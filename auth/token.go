@@ -186,19 +186,31 @@ func classify(err error) *tollgate.Error {
 // For tollgate's tokens the signature, type, key id, iss, aud, exp, nbf, iat,
 // sub and sid are checked, and then the session named by sid must be live in
 // the SessionStore: a revoked session is refused at once even though its
-// tokens have not expired. Errors: token_expired for an expired but otherwise
-// valid token, unauthenticated for anything else, unavailable when the
-// session store is down. Safe for concurrent use.
+// tokens have not expired.
+//
+// For the provider's tokens the signature (RS256, RS384, RS512, PS256,
+// ES256, ES384 or EdDSA, with a key of the provider's JWKS whose alg and type
+// match), iss, aud, exp (required), nbf, iat and sub are checked. The
+// principal's UserID is "oidc:" and a hash of (iss, sub) (see
+// [OIDCUserIDPrefix]), its Issuer the token's iss, its SessionID empty and
+// its ExpiresAt the token's exp. Such a token has no sid, so there is no
+// local session to check: logout, refresh-token reuse and [Service.DisableUser]
+// revoke nothing for it, and it stays valid until its exp (the provider is
+// not asked about revocation); blocks by user id still apply.
+//
+// Errors: token_expired for an expired but otherwise valid token,
+// unauthenticated for anything else, unavailable when the session store is
+// down. A token whose kid is unknown may wait for one rate-limited refresh of
+// the provider's keys, at most OIDCConfig.HTTPTimeout. Safe for concurrent
+// use.
 func (s *Service) VerifyAccess(ctx context.Context, token tollgate.Secret) (tollgate.Principal, error) {
 	raw := token.Reveal()
 	if raw == "" || len(raw) > maxTokenLen {
 		return tollgate.Principal{}, tollgate.WrapError(tollgate.CodeUnauthenticated, errTokenMalformed)
 	}
-	if s.oidc != nil && headerAlg(raw) != jwt.SigningMethodHS256.Alg() {
-		// Provider tokens are asymmetric; tollgate's are HS256. Each path
-		// pins its own algorithms, so routing on the unverified alg cannot
-		// make one path accept the other's tokens.
-		return s.oidc.verify(raw)
+	if s.oidc != nil && !ownAlg(raw) {
+		// No session and no revocation check: see the doc comment.
+		return s.oidc.verify(ctx, raw)
 	}
 	claims := &accessClaims{}
 	if _, err := s.access.ParseWithClaims(raw, claims, s.accessKeyfunc); err != nil {
@@ -226,6 +238,16 @@ func (s *Service) VerifyAccess(ctx context.Context, token tollgate.Secret) (toll
 		ExpiresAt:  claims.ExpiresAt.Time,
 	}, nil
 }
+
+// ownAlg reports whether raw's (unverified) header names HS256, the only
+// algorithm of tollgate's own tokens: those go to the own verifier, every
+// other token to the provider's when one is configured. The routing decides
+// nothing by itself: the own verifier pins HS256 with tollgate's keys (a kid
+// of its KeySet, its iss and aud), the provider's pins the asymmetric
+// algorithms with keys of their matching type, so neither ever checks a
+// token with the other's keys: an HS256 token MACed with a provider's public
+// key (algorithm confusion) meets only tollgate's secret keys and fails.
+func ownAlg(raw string) bool { return headerAlg(raw) == jwt.SigningMethodHS256.Alg() }
 
 // headerAlg returns the alg of a JWT's (unverified) header, or "" when it
 // cannot be read. It only routes a token to the verifier that pins that
