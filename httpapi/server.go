@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/tollgate-ws/tollgate"
@@ -69,6 +70,10 @@ type Deps struct {
 	Sockets SocketAcceptor
 	// Ready are the checks of GET /readyz; none means always ready.
 	Ready []Check
+	// Pages, if set, serves every GET or HEAD request that no API route
+	// takes: the chat page at / and the SDK at /sdk/. It sets its own
+	// Content-Type and Content-Security-Policy. Nil answers them 404.
+	Pages http.Handler
 }
 
 // Server is tollgate's HTTP edge: the REST API of docs/api.md, the
@@ -83,6 +88,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	handler http.Handler
+	pages   http.Handler
 }
 
 // New returns a Server. It fails when deps.Auth is nil.
@@ -107,7 +113,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			return nil, errors.New("httpapi: every readiness check needs a name and a pinger")
 		}
 	}
-	s := &Server{cfg: cfg, auth: deps.Auth, sockets: deps.Sockets, ready: deps.Ready, log: cfg.Logger, now: cfg.Now}
+	s := &Server{cfg: cfg, auth: deps.Auth, sockets: deps.Sockets, ready: deps.Ready, pages: deps.Pages, log: cfg.Logger, now: cfg.Now}
 	s.handler = s.middleware(s.routes())
 	return s, nil
 }
@@ -143,6 +149,10 @@ func (s *Server) routes() *http.ServeMux {
 	route(http.MethodGet, "/readyz", s.handleReady)
 	route(http.MethodGet, "/ws", s.handleWS)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if s.pages != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/api/") {
+			s.pages.ServeHTTP(w, r)
+			return
+		}
 		s.writeError(w, r, tollgate.NewError(tollgate.CodeNotFound))
 	})
 	return mux
