@@ -260,3 +260,55 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// UserNamed returns the account named name (compared case-insensitively)
+// without its password hash, for the admin API. Errors: not_found,
+// unavailable.
+func (s *Service) UserNamed(ctx context.Context, name string) (tollgate.User, error) {
+	if !tollgate.ValidUsername(name) {
+		return tollgate.User{}, tollgate.NewError(tollgate.CodeNotFound)
+	}
+	sctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	u, err := s.users.UserByName(sctx, name)
+	return withoutHash(u, err)
+}
+
+// UserByID returns the account with id userID without its password hash.
+// Errors: not_found, unavailable.
+func (s *Service) UserByID(ctx context.Context, userID string) (tollgate.User, error) {
+	sctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	u, err := s.users.UserByID(sctx, userID)
+	return withoutHash(u, err)
+}
+
+func withoutHash(u tollgate.User, err error) (tollgate.User, error) {
+	switch {
+	case errors.Is(err, tollgate.ErrNotFound):
+		return tollgate.User{}, tollgate.NewError(tollgate.CodeNotFound)
+	case err != nil:
+		return tollgate.User{}, storeError("look up user", err)
+	}
+	u.PasswordHash = ""
+	return u, nil
+}
+
+// RevokeUserSessions revokes every live login session of userID and closes
+// their sockets on every node with session_revoked (the admin's "revoke all
+// sessions of a user"); the account stays usable for a new login. It
+// returns how many sessions were revoked. Errors: unavailable.
+func (s *Service) RevokeUserSessions(ctx context.Context, userID string, c tollgate.ClientInfo) (int, error) {
+	now := s.now()
+	sctx, cancel := s.storeCtx(ctx)
+	ids, err := s.sessions.RevokeUserSessions(sctx, userID, now)
+	cancel()
+	if err != nil {
+		return 0, storeError("revoke the user's sessions", err)
+	}
+	for _, id := range ids {
+		s.closeSockets(ctx, tollgate.ControlEvent{Kind: tollgate.ControlRevokeSession, Target: id, Code: tollgate.CodeSessionRevoked, At: now})
+		s.record(ctx, tollgate.AuditEvent{Event: tollgate.AuditSessionRevoked, User: userID, IP: c.IP, Origin: c.Origin, Reason: "admin"})
+	}
+	return len(ids), nil
+}

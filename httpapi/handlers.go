@@ -66,8 +66,25 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	t, err := s.auth.Login(r.Context(), req.Username, req.Password, s.clientInfo(r))
+	c := s.clientInfo(r)
+	if err := s.guard.AllowLogin(r.Context(), c.IP, req.Username); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.guard.CheckBlocked(r.Context(), "", c.IP); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t, err := s.auth.Login(r.Context(), req.Username, req.Password, c)
+	if err == nil {
+		// A blocked user's password still works, but it buys nothing.
+		err = s.guard.CheckBlocked(r.Context(), t.User.ID, "")
+		if err != nil {
+			_ = s.auth.Logout(r.Context(), tollgate.Principal{UserID: t.User.ID, Name: t.User.Name, SessionID: t.SessionID}, c)
+		}
+	}
 	if err != nil {
+		s.countFailure(r, c.IP, err)
 		s.writeError(w, r, err)
 		return
 	}
@@ -144,6 +161,9 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 	c := s.clientInfo(r)
 	p, err := s.auth.AuthenticateRequest(r.Context(), r, c, true)
+	if err == nil {
+		err = s.guard.CheckBlocked(r.Context(), p.UserID, c.IP)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -73,7 +73,8 @@ type acceptCall struct {
 	header http.Header
 }
 
-func (a *acceptor) Accept(w http.ResponseWriter, r *http.Request, p tollgate.Principal, c tollgate.ClientInfo) {
+func (a *acceptor) AcceptSlot(w http.ResponseWriter, r *http.Request, p tollgate.Principal, c tollgate.ClientInfo, release func()) {
+	defer release()
 	a.mu.Lock()
 	a.calls = append(a.calls, acceptCall{p: p, c: c, header: w.Header().Clone()})
 	a.mu.Unlock()

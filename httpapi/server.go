@@ -21,12 +21,14 @@ const (
 )
 
 // SocketAcceptor upgrades an authenticated GET /ws request and serves the
-// socket. It is implemented by package ws. Accept is called only after the
-// handshake was authenticated and only for a request that is a WebSocket
-// upgrade; headers already set on w (Deprecation, Sunset) belong in the 101
-// response. Accept writes its own answer when the upgrade fails.
+// socket. It is implemented by package ws. AcceptSlot is called only after
+// the handshake was authenticated and admitted, and only for a request that
+// is a WebSocket upgrade; headers already set on w (Deprecation, Sunset)
+// belong in the 101 response. It writes its own answer when the upgrade
+// fails. release frees the socket's slot (SocketSlots): the acceptor calls
+// it exactly once, when the socket has ended or the upgrade failed.
 type SocketAcceptor interface {
-	Accept(w http.ResponseWriter, r *http.Request, p tollgate.Principal, c tollgate.ClientInfo)
+	AcceptSlot(w http.ResponseWriter, r *http.Request, p tollgate.Principal, c tollgate.ClientInfo, release func())
 }
 
 // Pinger reports whether a backing store is reachable. Ping must return
@@ -70,6 +72,13 @@ type Deps struct {
 	Sockets SocketAcceptor
 	// Ready are the checks of GET /readyz; none means always ready.
 	Ready []Check
+	// Guard rate-limits logins and handshakes and refuses blocked users and
+	// IPs. Nil allows everything.
+	Guard Guard
+	// Slots caps concurrent sockets. Nil means no cap.
+	Slots SocketSlots
+	// Admin serves the admin API under /api/admin/. Nil answers it 404.
+	Admin *Admin
 	// Pages, if set, serves every GET or HEAD request that no API route
 	// takes: the chat page at / and the SDK at /sdk/. It sets its own
 	// Content-Type and Content-Security-Policy. Nil answers them 404.
@@ -89,6 +98,9 @@ type Server struct {
 	now     func() time.Time
 	handler http.Handler
 	pages   http.Handler
+	guard   Guard
+	slots   SocketSlots
+	admin   *Admin
 }
 
 // New returns a Server. It fails when deps.Auth is nil.
@@ -113,7 +125,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			return nil, errors.New("httpapi: every readiness check needs a name and a pinger")
 		}
 	}
-	s := &Server{cfg: cfg, auth: deps.Auth, sockets: deps.Sockets, ready: deps.Ready, pages: deps.Pages, log: cfg.Logger, now: cfg.Now}
+	s := &Server{cfg: cfg, auth: deps.Auth, sockets: deps.Sockets, ready: deps.Ready, pages: deps.Pages,
+		guard: deps.Guard, slots: deps.Slots, admin: deps.Admin, log: cfg.Logger, now: cfg.Now}
+	if s.guard == nil {
+		s.guard = noGuard{}
+	}
+	if s.slots == nil {
+		s.slots = noSlots{}
+	}
 	s.handler = s.middleware(s.routes())
 	return s, nil
 }
@@ -148,6 +167,9 @@ func (s *Server) routes() *http.ServeMux {
 	route(http.MethodGet, "/healthz", s.handleHealth)
 	route(http.MethodGet, "/readyz", s.handleReady)
 	route(http.MethodGet, "/ws", s.handleWS)
+	if s.admin != nil {
+		s.adminRoutes(mux)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if s.pages != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/api/") {
 			s.pages.ServeHTTP(w, r)

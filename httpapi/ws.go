@@ -24,7 +24,30 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := s.clientInfo(r)
-	h, err := s.auth.AuthenticateHandshake(r.Context(), r, c)
+	ctx := r.Context()
+	// Cheap refusals first: a flood or a blocked IP never reaches a store
+	// lookup of its credential.
+	if err := s.guard.AllowHandshake(ctx, c.IP); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.guard.CheckBlocked(ctx, "", c.IP); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h, err := s.auth.AuthenticateHandshake(ctx, r, c)
+	if err != nil {
+		s.countFailure(r, c.IP, err)
+		s.writeError(w, r, err)
+		return
+	}
+	if h.Principal.UserID != "" {
+		if err := s.guard.CheckBlocked(ctx, h.Principal.UserID, ""); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	release, err := s.slots.Acquire(h.Principal.UserID, c.IP)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -32,7 +55,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	for k, v := range h.Header {
 		w.Header()[k] = v // the acceptor copies these into the 101
 	}
-	s.sockets.Accept(w, r, h.Principal, c)
+	s.sockets.AcceptSlot(w, r, h.Principal, c, release)
 }
 
 // isWebSocketUpgrade reports whether r is a well-formed RFC 6455 opening

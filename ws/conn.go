@@ -18,6 +18,8 @@ type Conn struct {
 	client tollgate.ClientInfo
 	proto  Protocol
 	opened time.Time
+	// release frees the socket's concurrency slot; called once at close.
+	release func()
 
 	mu        sync.Mutex
 	principal tollgate.Principal

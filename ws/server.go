@@ -234,10 +234,22 @@ func (s *Server) chooseProtocol(r *http.Request) (string, Protocol) {
 // implements httpapi.SocketAcceptor: authentication, Origin and limits were
 // checked before it is called, and it is never called for a refused request.
 func (s *Server) Accept(w http.ResponseWriter, r *http.Request, p tollgate.Principal, client tollgate.ClientInfo) {
+	s.AcceptSlot(w, r, p, client, nil)
+}
+
+// AcceptSlot is Accept for a socket that holds a slot of a concurrency cap:
+// release (if not nil) is called exactly once, when the socket has closed or
+// the upgrade failed. It implements httpapi.SocketAcceptor.
+func (s *Server) AcceptSlot(w http.ResponseWriter, r *http.Request, p tollgate.Principal, client tollgate.ClientInfo, release func()) {
+	if release == nil {
+		release = func() {}
+	}
+	release = sync.OnceFunc(release)
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
+		release()
 		http.Error(w, `{"success":false,"error":{"code":"unavailable","message":"The server is shutting down."}}`, http.StatusServiceUnavailable)
 		return
 	}
@@ -246,6 +258,7 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request, p tollgate.Princ
 	extra.Del("Content-Type")
 	sock, err := s.upgrader(name, extra).Upgrade(w, r)
 	if err != nil {
+		release()
 		s.cfg.Logger.Debug("upgrade failed", "error", err)
 		return
 	}
@@ -257,9 +270,11 @@ func (s *Server) Accept(w http.ResponseWriter, r *http.Request, p tollgate.Princ
 		proto:     proto,
 		opened:    s.cfg.Now(),
 		principal: p,
+		release:   release,
 	}
 	sock.Session().Store("", c)
 	if !s.add(c) {
+		release()
 		_ = sock.WriteClose(tollgate.CloseGoingAway, []byte(tollgate.CodeShuttingDown))
 		return
 	}
@@ -377,7 +392,7 @@ func (s *Server) OnOpen(sock *gws.Conn) {
 	p := c.principal
 	c.mu.Unlock()
 	s.cfg.Auditor.Record(context.Background(), tollgate.AuditEvent{
-		TS: c.opened.UTC(), Event: tollgate.AuditConnect, User: p.Name, IP: c.client.IP,
+		TS: c.opened.UTC(), Event: tollgate.AuditConnect, User: p.UserID, IP: c.client.IP,
 		Origin: c.client.Origin, ConnID: c.id, Credential: p.Credential})
 	c.proto.Open(c)
 }
@@ -409,11 +424,12 @@ func (s *Server) OnClose(sock *gws.Conn, err error) {
 		}
 	}
 	s.remove(c)
+	c.release()
 	c.proto.Closed(c, code, reason)
 	p := c.Principal()
 	now := s.cfg.Now()
 	s.cfg.Auditor.Record(context.Background(), tollgate.AuditEvent{
-		TS: now.UTC(), Event: tollgate.AuditDisconnect, User: p.Name, IP: c.client.IP,
+		TS: now.UTC(), Event: tollgate.AuditDisconnect, User: p.UserID, IP: c.client.IP,
 		Origin: c.client.Origin, ConnID: c.id, Credential: p.Credential, Reason: reason,
 		Code: code, Seconds: now.Sub(c.opened).Seconds()})
 }

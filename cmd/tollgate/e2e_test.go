@@ -179,7 +179,9 @@ func TestTicketRulesBeforeUpgrade(t *testing.T) {
 // exactly one socket.
 func TestConcurrentRedeem(t *testing.T) {
 	logs, taken := &syncBuffer{}, &secrets{}
-	s := startServer(t, t.TempDir(), logs, taken)
+	// 63 refused handshakes from one IP would otherwise block it (and
+	// throttle the handshakes) before all 64 were tried.
+	s := startServer(t, t.TempDir(), logs, taken, "--failed-auth-block", "1000", "--handshake-rate", "1000")
 	dave := s.register("dave")
 	tk := s.ticket(dave)
 	var opened, refused atomic.Int32

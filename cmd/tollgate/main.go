@@ -2,6 +2,9 @@
 //
 //	tollgate serve [flags]              run the server (embedded defaults: SQLite, in-process)
 //	tollgate user add NAME [--admin]    create a user; password on stdin
+//	tollgate user disable NAME          disable a user on a running server
+//	tollgate block list|add|remove      manage blocks on a running server
+//	tollgate audit verify [FILE]        check the audit log's hash chain
 //	tollgate bench MODE [flags]         load generator (connect, idle, fanout, baseline)
 //	tollgate version                    print the version
 package main
@@ -40,7 +43,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "serve":
 		err = serve(ctx, args[1:], stdout, stderr, getenv, nil)
 	case "user":
-		err = userCmd(ctx, args[1:], stdin, stdout, stderr, getenv)
+		if len(args) > 1 && args[1] == "disable" {
+			err = userDisable(ctx, args[2:], stdout, getenv)
+		} else {
+			err = userCmd(ctx, args[1:], stdin, stdout, stderr, getenv)
+		}
+	case "block":
+		err = blockCmd(ctx, args[1:], stdout, getenv)
+	case "audit":
+		err = auditCmd(args[1:], stdout, getenv)
 	case "bench":
 		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
@@ -66,6 +77,11 @@ func usage(w io.Writer) {
 
   serve                          run the server (try: tollgate serve --help)
   user add NAME [--admin]        create a user (password on stdin)
+  user disable NAME              disable a user on a running server
+  block list                     list blocks on a running server
+  block add user:NAME|ip:ADDR [--for 1h] [--reason TEXT]
+  block remove user:NAME|ip:ADDR
+  audit verify [FILE]            verify the audit log's hash chain
   bench connect|idle|fanout|baseline [flags]   load generator
   version                        print the version
 `)

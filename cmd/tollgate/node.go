@@ -2,27 +2,32 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/tollgate-ws/tollgate"
+	"github.com/tollgate-ws/tollgate/audit"
 	"github.com/tollgate-ws/tollgate/auth"
 	"github.com/tollgate-ws/tollgate/config"
 	"github.com/tollgate-ws/tollgate/httpapi"
 	"github.com/tollgate-ws/tollgate/hub"
 	"github.com/tollgate-ws/tollgate/jsonproto"
-	"github.com/tollgate-ws/tollgate/memory"
-	"github.com/tollgate-ws/tollgate/sqlite"
+	"github.com/tollgate-ws/tollgate/limit"
 	"github.com/tollgate-ws/tollgate/ws"
 )
 
-// DatabaseFile is the SQLite database's name inside --data-dir.
-const DatabaseFile = "tollgate.db"
+// Files inside --data-dir.
+const (
+	// DatabaseFile is the SQLite database.
+	DatabaseFile = "tollgate.db"
+	// AuditFile is the audit log (docs/api.md, "Audit log").
+	AuditFile = "audit.log"
+)
 
 // node is one tollgate server process, wired from its configuration: the
 // stores, authentication, rooms, sockets and the HTTP edge. Nothing in it is
@@ -31,9 +36,9 @@ type node struct {
 	cfg config.Config
 	log *slog.Logger
 
-	db      *sqlite.DB
-	tickets *memory.TicketStore
-	broker  *memory.Broker
+	st      *stores
+	audit   *audit.Log
+	limits  *limit.Limiter
 	auth    *auth.Service
 	hub     *hub.Hub
 	sockets *ws.Server
@@ -70,27 +75,6 @@ func openDataDir(dir string, log *slog.Logger) error {
 	return nil
 }
 
-// openAccounts opens what every command that touches accounts needs: the
-// data dir, the signing key and the SQLite database. The caller closes db.
-func openAccounts(ctx context.Context, cfg config.Config, log *slog.Logger) (*auth.KeySet, *sqlite.DB, error) {
-	if err := openDataDir(cfg.DataDir, log); err != nil {
-		return nil, nil, err
-	}
-	key, err := auth.LoadKey(cfg.JWTSecretFile, cfg.DataDir, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	keys, err := auth.NewKeySet(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile))
-	if err != nil {
-		return nil, nil, fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)
-	}
-	return keys, db, nil
-}
-
 // authConfig maps the server settings onto the authentication service.
 func authConfig(cfg config.Config, keys *auth.KeySet) auth.Config {
 	return auth.Config{
@@ -115,12 +99,9 @@ func authConfig(cfg config.Config, keys *auth.KeySet) auth.Config {
 }
 
 // newNode wires a node. ln is the bound listener: with port 0 in --addr the
-// derived Origin allowlist needs the real port. On error everything opened
-// so far is closed.
-func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logger) (_ *node, err error) {
-	if !cfg.PostgresURL.Empty() || !cfg.RedisURL.Empty() {
-		return nil, errors.New("--postgres-url and --redis-url are not supported by this build yet; leave them unset for SQLite and in-process stores")
-	}
+// derived Origin allowlist needs the real port. getenv reads
+// TOLLGATE_ADMIN_TOKEN. On error everything opened so far is closed.
+func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logger, stdout io.Writer, getenv env) (_ *node, err error) {
 	if cfg.AllowedOriginsDerived {
 		cfg.AllowedOrigins = config.DefaultAllowedOrigins(cfg.PublicURL, ln.Addr().String())
 	}
@@ -130,25 +111,57 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 			n.close()
 		}
 	}()
-	keys, db, err := openAccounts(ctx, cfg, log)
+	if err := openDataDir(cfg.DataDir, log); err != nil {
+		return nil, err
+	}
+	key, err := auth.LoadKey(cfg.JWTSecretFile, cfg.DataDir, log)
 	if err != nil {
 		return nil, err
 	}
-	n.db = db
-	n.tickets = memory.NewTicketStore()
-	n.broker = memory.NewBroker()
-	var auditor tollgate.Auditor = tollgate.NopAuditor{}
+	keys, err := auth.NewKeySet(key)
+	if err != nil {
+		return nil, err
+	}
+	adminToken, err := loadAdminToken(cfg.AdminTokenFile, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if n.audit, err = openAudit(cfg, log, stdout); err != nil {
+		return nil, err
+	}
+	if n.st, err = openStores(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	st := n.st
 
 	ac := authConfig(cfg, keys)
 	ac.Logger = log
-	ac.Auditor = auditor
-	ac.Control = n.broker
-	if n.auth, err = auth.New(ac, db, db, n.tickets); err != nil {
+	ac.Auditor = n.audit
+	ac.Control = st.broker
+	if n.auth, err = auth.New(ac, st.users, st.sessions, st.tickets); err != nil {
 		return nil, err
 	}
+	n.limits = limit.New(limit.Config{
+		PublishRate:       cfg.PublishRate,
+		PublishWindow:     cfg.PublishWindow,
+		AnonPublishRate:   cfg.AnonPublishRate,
+		BlockViolations:   cfg.BlockViolations,
+		BlockWindow:       cfg.BlockWindow,
+		BlockDuration:     cfg.BlockDuration,
+		FailedAuthBlock:   cfg.FailedAuthBlock,
+		LoginRate:         cfg.LoginRate,
+		LoginWindow:       cfg.LoginWindow,
+		HandshakeRate:     cfg.HandshakeRate,
+		HandshakeWindow:   cfg.HandshakeWindow,
+		MaxSocketsPerUser: cfg.MaxSocketsPerUser,
+		MaxSocketsPerIP:   cfg.MaxSocketsPerIP,
+		MaxSockets:        cfg.MaxSockets,
+		Logger:            log,
+	}, st.counter, st.blocks, st.broker, n.audit)
 	if n.hub, err = hub.New(hub.Config{
-		Messages:       db,
-		Broker:         n.broker,
+		Messages:       st.messages,
+		Broker:         st.broker,
+		Limiter:        n.limits,
 		AnonymousRooms: cfg.AnonymousRooms,
 		Logger:         log,
 	}); err != nil {
@@ -158,7 +171,7 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 		Hub:                 n.hub,
 		Verifier:            n.auth,
 		FirstMessageTimeout: cfg.FirstMessageTimeout,
-		Auditor:             auditor,
+		Auditor:             n.audit,
 		Logger:              log,
 	})
 	n.sockets = ws.New(ws.Config{
@@ -167,30 +180,92 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 		PingInterval:    cfg.PingInterval,
 		WriteTimeout:    cfg.WriteTimeout,
 		SendQueue:       cfg.SendQueue,
-		Auditor:         auditor,
+		Auditor:         n.audit,
 		Logger:          log,
 	}, proto, map[string]ws.Protocol{jsonproto.Name: proto}, []string{jsonproto.Name})
+	ready := append(st.ready, httpapi.Check{Name: "audit", Pinger: n.audit})
 	if n.api, err = httpapi.New(httpapi.Config{
 		TrustedProxies: cfg.TrustedProxies,
 		Logger:         log,
 	}, httpapi.Deps{
 		Auth:    n.auth,
 		Sockets: n.sockets,
-		Ready:   []httpapi.Check{{Name: "sqlite", Pinger: db}},
+		Ready:   ready,
+		Guard:   n.limits,
+		Slots:   limit.NewSockets(n.limits.Config()),
+		Admin:   httpapi.NewAdmin(n.limits, adminToken),
 	}); err != nil {
 		return nil, err
 	}
 	return n, nil
 }
 
-// close releases the stores; the node must have stopped serving.
+// openAudit opens <data-dir>/audit.log with the --audit-fsync policy, and
+// copies each line to stdout with --audit-stdout.
+func openAudit(cfg config.Config, log *slog.Logger, stdout io.Writer) (*audit.Log, error) {
+	opts := audit.Options{Sync: audit.SyncPolicy(cfg.AuditFsync), Logger: log}
+	if cfg.AuditStdout {
+		opts.Copy = stdout
+	}
+	l, err := audit.Open(filepath.Join(cfg.DataDir, AuditFile), opts)
+	if err != nil {
+		return nil, fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)
+	}
+	return l, nil
+}
+
+// minAdminToken is the shortest admin token accepted: 128 bits as hex.
+const minAdminToken = 32
+
+// loadAdminToken reads the admin token from --admin-token-file, else from
+// TOLLGATE_ADMIN_TOKEN; none means only admin users may use the admin API.
+func loadAdminToken(file string, getenv env) (tollgate.Secret, error) {
+	var tok string
+	switch {
+	case file != "":
+		b, err := readSmallFile(file, 4096)
+		if err != nil {
+			return "", fmt.Errorf("--admin-token-file %s: %w", file, err)
+		}
+		tok = strings.TrimSpace(string(b))
+	case getenv != nil:
+		tok = strings.TrimSpace(getenv("TOLLGATE_ADMIN_TOKEN"))
+	}
+	if tok != "" && len(tok) < minAdminToken {
+		return "", fmt.Errorf("the admin token (--admin-token-file or TOLLGATE_ADMIN_TOKEN) must be at least %d characters", minAdminToken)
+	}
+	return tollgate.Secret(tok), nil
+}
+
+// readSmallFile reads a regular file of at most max bytes.
+func readSmallFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("over %d bytes", max)
+	}
+	return b, nil
+}
+
+// close releases the stores and flushes the audit log; the node must have
+// stopped serving.
 func (n *node) close() {
 	if n.auth != nil {
 		n.auth.Close()
 	}
-	if n.db != nil {
-		if err := n.db.Close(); err != nil {
-			n.log.Error("closing the database", "error", err)
+	if n.st != nil {
+		n.st.close(n.log)
+	}
+	if n.audit != nil {
+		if err := n.audit.Close(); err != nil {
+			n.log.Error("closing the audit log", "error", err)
 		}
 	}
 }

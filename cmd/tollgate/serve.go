@@ -22,10 +22,9 @@ import (
 // and an idle keep-alive connection. WebSockets set their own deadlines
 // after the upgrade.
 const (
-	maxHeaderBytes  = 32 << 10
-	readTimeout     = 30 * time.Second
-	keepAliveIdle   = 120 * time.Second
-	sessionPurgeGap = time.Hour
+	maxHeaderBytes = 32 << 10
+	readTimeout    = 30 * time.Second
+	keepAliveIdle  = 120 * time.Second
 )
 
 // serve runs `tollgate serve` until ctx ends (SIGINT or SIGTERM), then shuts
@@ -46,7 +45,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return fmt.Errorf("--addr %s: %w", cfg.Addr, err)
 	}
 	defer ln.Close()
-	n, err := newNode(ctx, cfg, ln, log)
+	n, err := newNode(ctx, cfg, ln, log, stdout, getenv)
 	if err != nil {
 		return err
 	}
@@ -77,8 +76,9 @@ func (n *node) serve(ctx context.Context, ln net.Listener, ready chan<- string) 
 	}
 	background("hub", n.hub.Run)
 	background("sockets", func(ctx context.Context) error { n.sockets.Run(ctx); return nil })
-	background("ticket purge", func(ctx context.Context) error { n.tickets.Run(ctx, 0); return nil })
-	background("session purge", n.purgeSessions)
+	for _, task := range n.st.tasks {
+		background("store maintenance", func(ctx context.Context) error { task(ctx); return nil })
+	}
 	defer func() {
 		stopBackground()
 		wg.Wait()
@@ -143,25 +143,4 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	}()
 	log.Info("pprof listening", "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
-}
-
-// purgeSessions deletes expired login sessions and refresh tokens hourly.
-func (n *node) purgeSessions(ctx context.Context) error {
-	t := time.NewTicker(sessionPurgeGap)
-	defer t.Stop()
-	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		deleted, err := n.db.PurgeExpired(pctx, time.Now())
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			n.log.Warn("purging expired sessions failed", "error", err)
-		} else if deleted > 0 {
-			n.log.Debug("purged expired sessions and refresh tokens", "rows", deleted)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
 }

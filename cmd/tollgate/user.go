@@ -53,15 +53,26 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	log := newLogger(stderr, cfg).With("command", "user add")
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	keys, db, err := openAccounts(ctx, cfg, log)
+	if err := openDataDir(cfg.DataDir, log); err != nil {
+		return err
+	}
+	key, err := auth.LoadKey(cfg.JWTSecretFile, cfg.DataDir, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	keys, err := auth.NewKeySet(key)
+	if err != nil {
+		return err
+	}
+	st, err := openStores(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.close(log)
 	ac := authConfig(cfg, keys)
 	ac.OIDC = auth.OIDCConfig{} // accounts do not need the identity provider
 	ac.Logger = log
-	svc, err := auth.New(ac, db, db, noTickets{})
+	svc, err := auth.New(ac, st.users, st.sessions, st.tickets)
 	if err != nil {
 		return err
 	}
@@ -91,15 +102,4 @@ func readPassword(r io.Reader) (tollgate.Secret, error) {
 		return "", fmt.Errorf("the password on stdin must be %d to %d bytes on one line", tollgate.MinPasswordLen, tollgate.MaxPasswordLen)
 	}
 	return tollgate.Secret(line), nil
-}
-
-// noTickets is the ticket store of commands that never issue tickets.
-type noTickets struct{}
-
-func (noTickets) Put(context.Context, tollgate.Ticket) error {
-	return errors.New("tickets are not available in this command")
-}
-
-func (noTickets) Redeem(context.Context, tollgate.TicketHash, time.Time) (tollgate.Ticket, error) {
-	return tollgate.Ticket{}, tollgate.ErrNotFound
 }
