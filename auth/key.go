@@ -188,9 +188,7 @@ func readKeyFile(path string) ([]byte, fs.FileMode, error) {
 // same data dir): the key is written and synced to a temporary file, which is
 // then hard-linked to path. If path exists by then, that key wins.
 func writeNewKey(path string) error {
-	var raw [32]byte
-	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+).
-	data := []byte(hex.EncodeToString(raw[:]) + "\n")
+	data := newKeyFileData()
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".jwt.key.*")
 	if err != nil {
 		return err
@@ -215,4 +213,13 @@ func writeNewKey(path string) error {
 		return err
 	}
 	return nil
+}
+
+// newKeyFileData returns the contents of a new generated key file: 32 bytes
+// from crypto/rand, hex-encoded, and a newline. The key is the 64 hex
+// characters themselves, as [LoadKey] reads them.
+func newKeyFileData() []byte {
+	var raw [32]byte
+	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+).
+	return []byte(hex.EncodeToString(raw[:]) + "\n")
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -41,7 +42,8 @@ type ControlPublisher interface {
 // value means; the zero Config (plus Keys) is a working single-node setup.
 type Config struct {
 	// Keys signs and verifies tollgate's own JWTs (access tokens, anonymous
-	// sessions). Required; see [LoadKey] and [NewKeySet].
+	// sessions). Required; see [LoadKeySet] and [NewKeySet].
+	// [Service.SetKeys] replaces them at run time.
 	Keys *KeySet
 	// Issuer is the iss of access tokens and the only one accepted. Zero
 	// means "tollgate".
@@ -115,7 +117,9 @@ type Config struct {
 // *tollgate.Error with a contract code; store failures become unavailable
 // (fail closed).
 type Service struct {
-	cfg      Config
+	cfg Config
+	// keys are the signing and verifying keys: cfg.Keys until SetKeys.
+	keys     atomic.Pointer[KeySet]
 	users    tollgate.UserStore
 	sessions tollgate.SessionStore
 	tickets  tollgate.TicketStore
@@ -207,6 +211,7 @@ func New(cfg Config, users tollgate.UserStore, sessions tollgate.SessionStore, t
 		audit:    cfg.Auditor,
 		now:      cfg.Now,
 	}
+	s.keys.Store(cfg.Keys)
 	s.access = s.newOwnParser()
 	s.anon = s.newOwnParser()
 	s.accessKeyfunc = s.ownKeyfunc(typAccess)

@@ -111,7 +111,7 @@ func (s *Service) ownKeyfunc(typ string) jwt.Keyfunc {
 			return nil, errTokenSignature
 		}
 		kid, _ := t.Header["kid"].(string)
-		key, ok := s.cfg.Keys.lookup(kid)
+		key, ok := s.signingKeys().lookup(kid)
 		if !ok {
 			return nil, errTokenSignature
 		}
@@ -121,7 +121,7 @@ func (s *Service) ownKeyfunc(typ string) jwt.Keyfunc {
 
 // sign signs claims as a token of type typ with the current key.
 func (s *Service) sign(typ string, claims jwt.Claims) (tollgate.Secret, error) {
-	kid, key := s.cfg.Keys.signer()
+	kid, key := s.signingKeys().signer()
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
 	t.Header["typ"] = typ
 	t.Header["kid"] = kid

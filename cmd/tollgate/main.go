@@ -5,6 +5,7 @@
 //	tollgate user disable NAME          disable a user on a running server
 //	tollgate block list|add|remove      manage blocks on a running server
 //	tollgate audit verify [FILE]        check the audit log's hash chain
+//	tollgate keys rotate                add a new JWT signing key
 //	tollgate bench MODE [flags]         load generator (connect, idle, fanout, baseline)
 //	tollgate version                    print the version
 package main
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = blockCmd(ctx, args[1:], stdout, getenv)
 	case "audit":
 		err = auditCmd(args[1:], stdout, getenv)
+	case "keys":
+		err = keysCmd(args[1:], stdout, stderr, getenv)
 	case "bench":
 		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
@@ -82,6 +85,7 @@ func usage(w io.Writer) {
   block add user:NAME|ip:ADDR [--for 1h] [--reason TEXT]
   block remove user:NAME|ip:ADDR
   audit verify [FILE]            verify the audit log's hash chain
+  keys rotate                    add a new JWT signing key (SIGHUP the servers after)
   bench connect|idle|fanout|baseline [flags]   load generator
   version                        print the version
 `)

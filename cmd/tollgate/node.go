@@ -114,11 +114,7 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 	if err := openDataDir(cfg.DataDir, log); err != nil {
 		return nil, err
 	}
-	key, err := auth.LoadKey(cfg.JWTSecretFile, cfg.DataDir, log)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := auth.NewKeySet(key)
+	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tollgate-ws/tollgate/config"
@@ -76,6 +79,11 @@ func (n *node) serve(ctx context.Context, ln net.Listener, ready chan<- string) 
 	}
 	background("hub", n.hub.Run)
 	background("sockets", func(ctx context.Context) error { n.sockets.Run(ctx); return nil })
+	background("revalidation", func(ctx context.Context) error {
+		n.hub.RunRevalidation(ctx, n.st.users, n.st.sessions, n.cfg.RevalidateInterval, n.log)
+		return nil
+	})
+	background("key reload", n.reloadKeysOnHUP)
 	for _, task := range n.st.tasks {
 		background("store maintenance", func(ctx context.Context) error { task(ctx); return nil })
 	}
@@ -143,4 +151,26 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	}()
 	log.Info("pprof listening", "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
+}
+
+// reloadKeysOnHUP reloads the signing keys on SIGHUP (after `tollgate keys
+// rotate`) until ctx ends. A failed reload keeps the keys in use.
+func (n *node) reloadKeysOnHUP(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+		}
+		keys, err := loadKeys(n.cfg, n.log)
+		if err != nil {
+			n.log.Error("reloading the signing keys failed; the old keys stay in use", "error", err)
+			continue
+		}
+		n.auth.SetKeys(keys)
+		n.log.Info("signing keys reloaded", "keys", keys)
+	}
 }

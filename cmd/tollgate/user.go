@@ -56,11 +56,7 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := openDataDir(cfg.DataDir, log); err != nil {
 		return err
 	}
-	key, err := auth.LoadKey(cfg.JWTSecretFile, cfg.DataDir, log)
-	if err != nil {
-		return err
-	}
-	keys, err := auth.NewKeySet(key)
+	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return err
 	}
