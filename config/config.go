@@ -100,6 +100,10 @@ type Config struct {
 	// (--redis-url, redis://, rediss:// or unix://; default "" = in memory).
 	// It may hold a password: use Reveal only to connect.
 	RedisURL SecretURL
+	// RedisPrefix is put before every Redis key and channel, so that several
+	// clusters can share one Redis; every node of a cluster uses the same
+	// (--redis-prefix, default "tollgate:", 1 to 64 of A-Z a-z 0-9 _ . : -).
+	RedisPrefix string
 	// PostgresURL selects PostgreSQL instead of SQLite (--postgres-url,
 	// postgres:// or postgresql://; default "" = SQLite in DataDir). It may
 	// hold a password: use Reveal only to connect.
@@ -272,6 +276,7 @@ func Defaults() Config {
 func base() Config {
 	return Config{
 		Addr:                    "127.0.0.1:8080",
+		RedisPrefix:             "tollgate:",
 		DataDir:                 "./tollgate-data",
 		SecureCookies:           SecureCookiesAuto,
 		LogFormat:               LogFormatText,

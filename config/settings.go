@@ -197,6 +197,8 @@ func settings() []setting {
 			func(c *Config) *string { return &c.DataDir }, nonEmpty),
 		secretURLSetting("redis-url", "Redis for tickets, broker, limits and blocks (redis://, rediss:// or unix://); empty: in memory, one node.",
 			func(c *Config) *SecretURL { return &c.RedisURL }, "redis", "rediss", "unix"),
+		stringSetting("redis-prefix", "prefix", "Prefix of every Redis key and channel; the nodes of one cluster share it.",
+			func(c *Config) *string { return &c.RedisPrefix }, checkRedisPrefix),
 		secretURLSetting("postgres-url", "PostgreSQL for users, sessions and messages (postgres:// or postgresql://); empty: SQLite in --data-dir.",
 			func(c *Config) *SecretURL { return &c.PostgresURL }, "postgres", "postgresql"),
 		stringSetting("metrics-addr", "host:port", "Separate listener for /metrics and pprof; empty: /metrics on the main listener, no pprof.",

@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -281,4 +282,20 @@ func dedupe[T comparable](items []T) []T {
 		}
 	}
 	return out
+}
+
+// checkRedisPrefix allows 1 to 64 of A-Z a-z 0-9 _ . : - (no glob or space
+// characters, which would break key patterns).
+func checkRedisPrefix(v string) error {
+	if v == "" || len(v) > 64 {
+		return errors.New("must be 1 to 64 characters")
+	}
+	for _, r := range v {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '.', r == ':', r == '-':
+		default:
+			return fmt.Errorf("%q: only A-Z a-z 0-9 _ . : - are allowed", v)
+		}
+	}
+	return nil
 }

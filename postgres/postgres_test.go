@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/url"
@@ -12,56 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tollgate-ws/tollgate"
 	"github.com/tollgate-ws/tollgate/internal/storetest"
 	"github.com/tollgate-ws/tollgate/internal/testenv"
 )
 
-// newSchema creates a schema of its own for one test on the test server and
-// returns a URL whose connections use it (search_path); the schema is
-// dropped when the test ends.
-func newSchema(t testing.TB) string {
-	t.Helper()
-	base := testenv.Postgres(t)
-	schema := "tollgate_test_" + strings.ToLower(rand.Text()[:16])
-	admin(t, base, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { admin(t, base, "DROP SCHEMA "+schema+" CASCADE") })
-	return withSearchPath(t, base, schema)
-}
-
-// admin runs one statement on a connection of its own.
-func admin(t testing.TB, rawURL, sql string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, rawURL)
-	if err != nil {
-		t.Fatalf("connect to the test database: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
-
-// withSearchPath sets the search_path run-time parameter in a URL or a
-// key=value connection string; pgx sends it when it connects.
-func withSearchPath(t testing.TB, rawURL, schema string) string {
-	t.Helper()
-	if !strings.Contains(rawURL, "://") {
-		return rawURL + " search_path=" + schema
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		t.Fatal("cannot parse the test database URL")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// newSchema is a schema of its own for one test (see testenv.PostgresSchema).
+func newSchema(t testing.TB) string { return testenv.PostgresSchema(t) }
 
 // openURL opens the database at rawURL; it is closed when the test ends.
 func openURL(t testing.TB, rawURL string) *DB {
@@ -230,7 +186,7 @@ func TestSchemaTooNew(t *testing.T) {
 
 func TestMissingSchema(t *testing.T) {
 	t.Parallel()
-	u := withSearchPath(t, testenv.Postgres(t), "tollgate_test_does_not_exist")
+	u := testenv.WithSearchPath(t, testenv.Postgres(t), "tollgate_test_does_not_exist")
 	db, err := Open(t.Context(), u)
 	if err == nil {
 		db.Close()

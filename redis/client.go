@@ -226,3 +226,14 @@ func isUnavailable(err error) bool {
 	}
 	return false
 }
+
+// SilenceLibraryLogs stops go-redis's own log lines (connection-pool dial
+// retries, printed to stderr): every failure they describe also reaches
+// the caller as an error, which tollgate logs once, in its own format.
+// go-redis keeps its logger in a package variable, so this is process-wide:
+// call it once, from main, before any client exists.
+func SilenceLibraryLogs() { goredis.SetLogger(silentLogger{}) }
+
+type silentLogger struct{}
+
+func (silentLogger) Printf(context.Context, string, ...any) {}

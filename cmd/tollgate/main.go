@@ -17,12 +17,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tollgate-ws/tollgate/redis"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
 func main() {
+	redis.SilenceLibraryLogs()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()

@@ -103,7 +103,7 @@ func openStores(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *st
 			})
 		return st, nil
 	}
-	rc, err := redis.Open(ctx, cfg.RedisURL.Reveal(), redis.Options{Logger: log})
+	rc, err := redis.Open(ctx, cfg.RedisURL.Reveal(), redis.Options{Prefix: cfg.RedisPrefix, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("--redis-url %s: %w", cfg.RedisURL.Redacted(), err)
 	}

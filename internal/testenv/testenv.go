@@ -12,12 +12,15 @@ package testenv
 
 import (
 	"context"
+	"crypto/rand"
 	"net"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Environment variables read by the helpers.
@@ -152,4 +155,48 @@ func dial(addr string) error {
 		return err
 	}
 	return c.Close()
+}
+
+// PostgresSchema creates a schema of its own for one test on the test server and
+// returns a URL whose connections use it (search_path); the schema is
+// dropped when the test ends.
+func PostgresSchema(t testing.TB) string {
+	t.Helper()
+	base := Postgres(t)
+	schema := "tollgate_test_" + strings.ToLower(rand.Text()[:16])
+	admin(t, base, "CREATE SCHEMA "+schema)
+	t.Cleanup(func() { admin(t, base, "DROP SCHEMA "+schema+" CASCADE") })
+	return WithSearchPath(t, base, schema)
+}
+
+// admin runs one statement on a connection of its own.
+func admin(t testing.TB, rawURL, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, rawURL)
+	if err != nil {
+		t.Fatalf("connect to the test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// WithSearchPath sets the search_path run-time parameter in a URL or a
+// key=value connection string; pgx sends it when it connects.
+func WithSearchPath(t testing.TB, rawURL, schema string) string {
+	t.Helper()
+	if !strings.Contains(rawURL, "://") {
+		return rawURL + " search_path=" + schema
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal("cannot parse the test database URL")
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
