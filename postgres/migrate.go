@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tollgate-ws/tollgate/internal/migrations"
 )
 
 // migrationFiles holds the schema migrations, one file per version:
@@ -33,44 +31,11 @@ var ErrSchemaTooNew = errors.New("database schema is newer than this build of to
 // that databases (or test schemas) migrate independently.
 const migrateLockClass = 0x74676d69
 
-type migration struct {
-	version int
-	name    string // file name, e.g. 0001_init.sql
-	sql     string
-}
+// migration is one embedded schema step.
+type migration = migrations.Migration
 
-// loadMigrations reads migrations/*.sql from fsys. Versions must run 1..N
-// without gaps or repeats, so that a mistake in naming fails every test.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name is not NNNN_name.sql", base)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: base, sql: string(b)})
-	}
-	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
-	for i, m := range out {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: version %d, want %d (versions run 1..N without gaps or repeats)", m.name, m.version, i+1)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no migrations embedded")
-	}
-	return out, nil
-}
+// loadMigrations reads migrations/*.sql from fsys (see migrations.Load).
+func loadMigrations(fsys fs.FS) ([]migration, error) { return migrations.Load(fsys) }
 
 // migrate applies the migrations newer than the schema's version on one
 // connection that holds a session-level advisory lock for the whole run, so
@@ -119,12 +84,12 @@ func (db *DB) migrate(ctx context.Context, migs []migration) (err error) {
 	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
 		return db.fail("migrate: schema version", err)
 	}
-	latest := migs[len(migs)-1].version
+	latest := migs[len(migs)-1].Version
 	if current > latest {
 		return fmt.Errorf("postgres: migrate: schema %q at version %d, this build knows up to %d: %w", *schema, current, latest, ErrSchemaTooNew)
 	}
 	for _, m := range migs {
-		if m.version <= current {
+		if m.Version <= current {
 			continue
 		}
 		if err := db.apply(ctx, conn, m); err != nil {
@@ -136,17 +101,17 @@ func (db *DB) migrate(ctx context.Context, migs []migration) (err error) {
 
 // apply runs one migration and records it, in one transaction.
 func (db *DB) apply(ctx context.Context, conn *pgxpool.Conn, m migration) error {
-	op := "migrate " + m.name
+	op := "migrate " + m.Name
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return db.fail(op, err)
 	}
 	defer rollback(ctx, tx)
-	if _, err := tx.Exec(ctx, m.sql); err != nil {
+	if _, err := tx.Exec(ctx, m.SQL); err != nil {
 		return db.fail(op, err)
 	}
 	if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-		m.version, m.name, db.now()); err != nil {
+		m.Version, m.Name, db.now()); err != nil {
 		return db.fail(op, err)
 	}
 	return db.fail(op, tx.Commit(ctx))

@@ -317,8 +317,8 @@ func TestLoadMigrations(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, m := range migs {
-				if m.version != tc.want[i] {
-					t.Errorf("migration %d: version %d, want %d", i, m.version, tc.want[i])
+				if m.Version != tc.want[i] {
+					t.Errorf("migration %d: version %d, want %d", i, m.Version, tc.want[i])
 				}
 			}
 		})

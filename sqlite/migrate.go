@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
+
+	"github.com/tollgate-ws/tollgate/internal/migrations"
 )
 
 // migrationFiles holds the schema migrations, one file per version:
@@ -26,44 +24,11 @@ var migrationFiles embed.FS
 // corrupt data that build does not know about.
 var ErrSchemaTooNew = errors.New("database schema is newer than this build of tollgate")
 
-type migration struct {
-	version int
-	name    string // file name, e.g. 0001_init.sql
-	sql     string
-}
+// migration is one embedded schema step.
+type migration = migrations.Migration
 
-// loadMigrations reads migrations/*.sql from fsys. Versions must run 1..N
-// without gaps or repeats, so that a mistake in naming fails every test.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name is not NNNN_name.sql", base)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: base, sql: string(b)})
-	}
-	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
-	for i, m := range out {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: version %d, want %d (versions run 1..N without gaps or repeats)", m.name, m.version, i+1)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no migrations embedded")
-	}
-	return out, nil
-}
+// loadMigrations reads migrations/*.sql from fsys (see migrations.Load).
+func loadMigrations(fsys fs.FS) ([]migration, error) { return migrations.Load(fsys) }
 
 // migrate applies the migrations newer than the database's version, each in
 // its own IMMEDIATE transaction on the writer. The version is read again
@@ -78,7 +43,7 @@ func (db *DB) migrate(ctx context.Context, migs []migration) error {
 	if _, err := db.writer.ExecContext(ctx, create); err != nil {
 		return db.fail("migrate", err)
 	}
-	latest := migs[len(migs)-1].version
+	latest := migs[len(migs)-1].Version
 	current, err := db.schemaVersion(ctx, db.writer)
 	if err != nil {
 		return err
@@ -87,7 +52,7 @@ func (db *DB) migrate(ctx context.Context, migs []migration) error {
 		return fmt.Errorf("sqlite: migrate: database at version %d, this build knows up to %d: %w", current, latest, ErrSchemaTooNew)
 	}
 	for _, m := range migs {
-		if m.version <= current {
+		if m.Version <= current {
 			continue
 		}
 		if err := db.apply(ctx, m); err != nil {
@@ -102,28 +67,28 @@ func (db *DB) migrate(ctx context.Context, migs []migration) error {
 func (db *DB) apply(ctx context.Context, m migration) error {
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return db.fail("migrate "+m.name, err)
+		return db.fail("migrate "+m.Name, err)
 	}
 	defer tx.Rollback()
 	var current int
 	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
-		return db.fail("migrate "+m.name, err)
+		return db.fail("migrate "+m.Name, err)
 	}
-	if current >= m.version {
+	if current >= m.Version {
 		return nil
 	}
-	if current != m.version-1 {
-		return fmt.Errorf("sqlite: migrate %s: database at version %d", m.name, current)
+	if current != m.Version-1 {
+		return fmt.Errorf("sqlite: migrate %s: database at version %d", m.Name, current)
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return db.fail("migrate "+m.name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return db.fail("migrate "+m.Name, err)
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-		m.version, m.name, millis(db.now())); err != nil {
-		return db.fail("migrate "+m.name, err)
+		m.Version, m.Name, millis(db.now())); err != nil {
+		return db.fail("migrate "+m.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return db.fail("migrate "+m.name, err)
+		return db.fail("migrate "+m.Name, err)
 	}
 	return nil
 }
