@@ -50,6 +50,9 @@ fi
 log "go vet"
 go vet ./...
 
+log "browser and Node.js dependencies of the web tests"
+bash scripts/web-deps.sh
+
 log "go test -race"
 go test -race -count=1 -timeout 20m ./...
 

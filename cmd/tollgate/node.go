@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate-ws/tollgate/hub"
 	"github.com/tollgate-ws/tollgate/jsonproto"
 	"github.com/tollgate-ws/tollgate/limit"
+	"github.com/tollgate-ws/tollgate/web"
 	"github.com/tollgate-ws/tollgate/ws"
 )
 
@@ -186,6 +187,7 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 	}, httpapi.Deps{
 		Auth:    n.auth,
 		Sockets: n.sockets,
+		Pages:   web.Handler(),
 		Ready:   ready,
 		Guard:   n.limits,
 		Slots:   limit.NewSockets(n.limits.Config()),
