@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate-ws/tollgate/hub"
 	"github.com/tollgate-ws/tollgate/jsonproto"
 	"github.com/tollgate-ws/tollgate/limit"
+	"github.com/tollgate-ws/tollgate/stomp"
 	"github.com/tollgate-ws/tollgate/web"
 	"github.com/tollgate-ws/tollgate/ws"
 )
@@ -171,6 +172,26 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 		Auditor:             n.audit,
 		Logger:              log,
 	})
+	sp, err := stomp.New(stomp.Config{
+		Hub:                 n.hub,
+		Verifier:            n.auth,
+		Heartbeat:           cfg.StompHeartbeat,
+		SendTokenRequired:   cfg.StompSendToken == config.StompSendTokenRequired,
+		FirstMessageTimeout: cfg.FirstMessageTimeout,
+		Limits:              stomp.Limits{MaxFrameBytes: cfg.MaxMessageBytes},
+		Auditor:             n.audit,
+		Logger:              log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// JSON when the client offers no subprotocol or tollgate.v1; STOMP when
+	// it offers v12.stomp, v11.stomp or v10.stomp.
+	protocols := map[string]ws.Protocol{jsonproto.Name: proto}
+	for _, name := range stomp.Subprotocols() {
+		protocols[name] = sp
+	}
+	preference := append([]string{jsonproto.Name}, stomp.Subprotocols()...)
 	n.sockets = ws.New(ws.Config{
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		IdleTimeout:     cfg.IdleTimeout,
@@ -179,7 +200,7 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 		SendQueue:       cfg.SendQueue,
 		Auditor:         n.audit,
 		Logger:          log,
-	}, proto, map[string]ws.Protocol{jsonproto.Name: proto}, []string{jsonproto.Name})
+	}, proto, protocols, preference)
 	ready := append(st.ready, httpapi.Check{Name: "audit", Pinger: n.audit})
 	if n.api, err = httpapi.New(httpapi.Config{
 		TrustedProxies: cfg.TrustedProxies,
