@@ -430,6 +430,7 @@ type fakeFile struct {
 	partial    bool // a failing write stores half its bytes first
 	syncs      int
 	block      chan struct{} // when set, Write waits for it to close
+	blocked    chan struct{} // when set, Write sends on it before it waits
 }
 
 func (f *fakeFile) Write(p []byte) (int, error) {
@@ -437,6 +438,12 @@ func (f *fakeFile) Write(p []byte) (int, error) {
 	block := f.block
 	f.mu.Unlock()
 	if block != nil {
+		if f.blocked != nil {
+			select {
+			case f.blocked <- struct{}{}:
+			default:
+			}
+		}
 		<-block
 	}
 	f.mu.Lock()
@@ -514,14 +521,23 @@ func TestPartialWriteRecovers(t *testing.T) {
 // is written, so written + dropped = recorded.
 func TestFullQueueDrops(t *testing.T) {
 	t.Parallel()
-	block := make(chan struct{})
-	f := &fakeFile{block: block}
+	block, blocked := make(chan struct{}), make(chan struct{}, 1)
+	f := &fakeFile{block: block, blocked: blocked}
 	l := startFake(f, Options{QueueSize: 4, QueueWait: time.Millisecond})
 	const total = 100
+	// The writer takes the first event and sticks in Write; only then can
+	// the queue fill up (until then the writer drains it as fast as Record
+	// fills it, and a loaded machine would drop nothing).
+	l.Record(context.Background(), event(0))
+	select {
+	case <-blocked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the writer never wrote")
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for i := range total {
+		for i := 1; i < total; i++ {
 			l.Record(context.Background(), event(i))
 		}
 	}()
