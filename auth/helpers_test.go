@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/tollgate-ws/tollgate"
 	"github.com/tollgate-ws/tollgate/memory"
+
+	"github.com/tollgate-ws/tollgate/internal/logbuf"
 )
 
 // testKey is a fixed 32-byte HS256 key for tests.
@@ -94,23 +95,8 @@ func (c *controlLog) all() []tollgate.ControlEvent {
 	return append([]tollgate.ControlEvent(nil), c.events...)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes (log capture).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer = logbuf.Buffer
 
 type env struct {
 	svc      *Service

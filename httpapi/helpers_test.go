@@ -17,6 +17,8 @@ import (
 	"github.com/tollgate-ws/tollgate"
 	"github.com/tollgate-ws/tollgate/auth"
 	"github.com/tollgate-ws/tollgate/memory"
+
+	"github.com/tollgate-ws/tollgate/internal/logbuf"
 )
 
 const (
@@ -44,22 +46,8 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer = logbuf.Buffer
 
 // acceptor is a fake SocketAcceptor: it records each call and answers 200.
 type acceptor struct {

@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -19,6 +18,8 @@ import (
 	"github.com/tollgate-ws/tollgate"
 	"github.com/tollgate-ws/tollgate/internal/storetest"
 	"github.com/tollgate-ws/tollgate/internal/testenv"
+
+	"github.com/tollgate-ws/tollgate/internal/logbuf"
 )
 
 // testPrefix returns a key prefix of its own for one test, so that parallel
@@ -341,23 +342,8 @@ func TestBrokerTwoNodes(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes (slog handlers).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer = logbuf.Buffer
 
 // TestBrokerSurvivesClientKill kills the broker's subscription connection
 // with CLIENT KILL, twice, and checks that Run logs it, resubscribes and

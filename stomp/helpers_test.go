@@ -25,29 +25,16 @@ import (
 	"github.com/tollgate-ws/tollgate/memory"
 	"github.com/tollgate-ws/tollgate/stomp"
 	"github.com/tollgate-ws/tollgate/ws"
+
+	"github.com/tollgate-ws/tollgate/internal/logbuf"
 )
 
 const testPass = "correct horse battery"
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
-// syncBuffer collects every log line of a stack.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer = logbuf.Buffer
 
 // limiter allows `allow` publishes per user, then refuses rate_limited.
 type limiter struct {

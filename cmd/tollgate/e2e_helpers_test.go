@@ -14,25 +14,12 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/tollgate-ws/tollgate/internal/logbuf"
 )
 
 // syncBuffer collects log output written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = logbuf.Buffer
 
 // secrets remembers every password, token, ticket and cookie a test used,
 // and at the end fails the test if any of them is in the captured logs.
