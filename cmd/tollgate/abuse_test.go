@@ -19,7 +19,7 @@ const testAdminToken = "admin-token-0123456789abcdef0123456789"
 
 // adminTokenFile writes the operator's admin token where --admin-token-file
 // can read it.
-func adminTokenFile(t *testing.T, taken *secrets) string {
+func adminTokenFile(t testing.TB, taken *secrets) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "admin.token")
 	if err := os.WriteFile(p, []byte(testAdminToken+"\n"), 0o600); err != nil {

@@ -30,7 +30,7 @@ type cluster struct {
 
 // startCluster starts n nodes on redisURL (the machine's Redis when "")
 // and a fresh schema of the test PostgreSQL.
-func startCluster(t *testing.T, n int, redisURL string, extra ...string) *cluster {
+func startCluster(t testing.TB, n int, redisURL string, extra ...string) *cluster {
 	t.Helper()
 	if redisURL == "" {
 		redisURL = testenv.Redis(t)

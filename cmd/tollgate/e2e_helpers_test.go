@@ -57,7 +57,7 @@ func (s *secrets) assertAbsent(t *testing.T, logs string) {
 
 // testServer is `tollgate serve` running in-process on 127.0.0.1:0.
 type testServer struct {
-	t     *testing.T
+	t     testing.TB
 	url   string // http://127.0.0.1:port
 	ws    string // ws://127.0.0.1:port/ws
 	stop  context.CancelFunc
@@ -68,7 +68,7 @@ type testServer struct {
 
 // startServer runs serve with the data dir and extra flags; logs at debug
 // level go into logs. It is stopped at cleanup if the test did not stop it.
-func startServer(t *testing.T, dataDir string, logs *syncBuffer, taken *secrets, extra ...string) *testServer {
+func startServer(t testing.TB, dataDir string, logs *syncBuffer, taken *secrets, extra ...string) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -236,7 +236,7 @@ func (s *testServer) open(a account) *sock {
 
 // sock is a test WebSocket client speaking tollgate.v1.
 type sock struct {
-	t *testing.T
+	t testing.TB
 	c *websocket.Conn
 }
 
