@@ -183,6 +183,11 @@ func (s *Service) authenticateHandshake(ctx context.Context, r *http.Request, c 
 	case tollgate.CredentialLegacyToken:
 		p, h.Header, err = s.verifyLegacy(ctx, cred.value, c)
 	case tollgate.CredentialAnonymous:
+		// A cookie, so the same rule as for auth_token: a cross-site page
+		// must not ride on a visitor's anonymous session either.
+		if !c.HasOrigin {
+			return Handshake{}, cred.kind, tollgate.WrapError(tollgate.CodeOriginNotAllowed, errCookieNoOrigin)
+		}
 		p, err = s.VerifyAnonymous(cred.value)
 	default:
 		if !s.cfg.FirstMessageAuth {
@@ -209,6 +214,9 @@ func (s *Service) authenticateHandshake(ctx context.Context, r *http.Request, c 
 func (s *Service) verifyLegacy(ctx context.Context, tok tollgate.Secret, c tollgate.ClientInfo) (tollgate.Principal, http.Header, error) {
 	if !s.now().Before(s.cfg.LegacyQueryTokenUntil) {
 		s.log.Warn("refused a deprecated ?token= credential after its sunset date", "ip", c.IP, "token", tok)
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.LegacyTokenUsed(false)
+		}
 		return tollgate.Principal{}, nil, tollgate.WrapError(tollgate.CodeUnauthenticated, errLegacySunset)
 	}
 	p, err := s.VerifyAccess(ctx, tok)
@@ -217,6 +225,9 @@ func (s *Service) verifyLegacy(ctx context.Context, tok tollgate.Secret, c tollg
 	}
 	s.log.Warn("deprecated ?token= credential used; move the client to tickets",
 		"user", p.UserID, "ip", c.IP, "token", tok, "sunset", s.cfg.LegacyQueryTokenUntil.UTC().Format(http.TimeFormat))
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.LegacyTokenUsed(true)
+	}
 	s.record(ctx, tollgate.AuditEvent{Event: tollgate.AuditLegacyTokenUsed, User: p.UserID, IP: c.IP, Origin: c.Origin, Credential: tollgate.CredentialLegacyToken})
 	h := http.Header{}
 	h.Set("Deprecation", "true")

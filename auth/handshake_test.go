@@ -160,8 +160,11 @@ func TestHandshakeCredentialOrder(t *testing.T) {
 			return req{target: "/ws", header: http.Header{"Cookie": {"anon_session=whatever"}}}
 		}, want: tollgate.CodeUnauthenticated},
 		{name: "access token in the anon cookie", config: legacyAnon, build: func(t *testing.T, c creds) req {
-			return req{target: "/ws", header: http.Header{"Cookie": {cookie("anon_session", c.access)}}}
+			return req{target: "/ws", header: http.Header{"Cookie": {cookie("anon_session", c.access)}}, client: browser(testOrigin)}
 		}, want: tollgate.CodeUnauthenticated},
+		{name: "anonymous cookie without Origin", config: legacyAnon, build: func(t *testing.T, c creds) req {
+			return req{target: "/ws", header: http.Header{"Cookie": {cookie("anon_session", c.anon)}}}
+		}, want: tollgate.CodeOriginNotAllowed},
 		{name: "anon token as bearer", config: legacyAnon, build: func(t *testing.T, c creds) req {
 			return req{target: "/ws", header: http.Header{"Authorization": {"Bearer " + c.anon.Reveal()}}}
 		}, want: tollgate.CodeUnauthenticated},

@@ -38,6 +38,25 @@ type ControlPublisher interface {
 	PublishControl(ctx context.Context, e tollgate.ControlEvent) error
 }
 
+// Metrics receives ticket and legacy-credential events for monitoring
+// (package metrics implements it). A [tollgate.TicketHash] is what the
+// stores index tickets by, never the ticket itself; implementations must not
+// use it as a label. Implementations are safe for concurrent use and never
+// block.
+type Metrics interface {
+	// TicketIssued counts a ticket stored until expiresAt.
+	TicketIssued(h tollgate.TicketHash, expiresAt time.Time)
+	// TicketRedeemed counts a ticket spent by a redeem (whether or not its
+	// Origin and session checks then passed).
+	TicketRedeemed(h tollgate.TicketHash)
+	// TicketNotFound counts a redeem at now that found no ticket: unknown,
+	// expired or already redeemed (the store does not say which).
+	TicketNotFound(h tollgate.TicketHash, now time.Time)
+	// LegacyTokenUsed counts a ?token= credential: accepted, or refused
+	// because its sunset date has passed.
+	LegacyTokenUsed(accepted bool)
+}
+
 // Config configures a [Service]. Every field's comment says what its zero
 // value means; the zero Config (plus Keys) is a working single-node setup.
 type Config struct {
@@ -109,6 +128,8 @@ type Config struct {
 	// sessions are still refused at once by every check, but their open
 	// sockets live until the next revalidation.
 	Control ControlPublisher
+	// Metrics counts tickets and legacy credentials. Nil counts nothing.
+	Metrics Metrics
 }
 
 // Service is tollgate's authentication: accounts, login sessions, access

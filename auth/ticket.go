@@ -69,6 +69,9 @@ func (s *Service) IssueTicket(ctx context.Context, p tollgate.Principal, c tollg
 	if err != nil {
 		return "", time.Time{}, storeError("store ticket", err)
 	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.TicketIssued(t.Hash, expiresAt)
+	}
 	s.record(ctx, tollgate.AuditEvent{Event: tollgate.AuditTicketIssued, User: p.UserID, IP: c.IP, Origin: c.Origin, Credential: p.Credential})
 	return ticket, expiresAt, nil
 }
@@ -87,14 +90,21 @@ func (s *Service) RedeemTicket(ctx context.Context, ticket tollgate.Secret, c to
 		return tollgate.Principal{}, tollgate.WrapError(tollgate.CodeInvalidTicket, errTicketShape)
 	}
 	now := s.now()
+	h := tollgate.HashTicket(ticket)
 	sctx, cancel := s.storeCtx(ctx)
-	t, err := s.tickets.Redeem(sctx, tollgate.HashTicket(ticket), now)
+	t, err := s.tickets.Redeem(sctx, h, now)
 	cancel()
 	switch {
 	case errors.Is(err, tollgate.ErrNotFound):
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.TicketNotFound(h, now)
+		}
 		return tollgate.Principal{}, tollgate.WrapError(tollgate.CodeInvalidTicket, errTicketGone)
 	case err != nil:
 		return tollgate.Principal{}, storeError("redeem ticket", err)
+	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.TicketRedeemed(h)
 	}
 	// A ticket bound to an Origin only opens a socket from that same Origin
 	// (API.md, "WebSocket tickets").

@@ -44,6 +44,10 @@ type Config struct {
 	Timeout time.Duration
 	// Progress, if set, receives a live progress line every second.
 	Progress io.Writer
+
+	// run tells this run's accounts apart from earlier runs' when the
+	// password is generated (their accounts cannot be logged in again).
+	run string
 }
 
 func (c *Config) check(sockets int) error {
@@ -75,6 +79,7 @@ func (c *Config) check(sockets int) error {
 		var b [12]byte
 		_, _ = rand.Read(b[:])
 		c.Password = hex.EncodeToString(b[:])
+		c.run = "-" + hex.EncodeToString(b[:3])
 	}
 	return nil
 }
@@ -158,35 +163,53 @@ func (a *api) post(ctx context.Context, path, bearer string, body any, out any) 
 // login registers (if needed) and logs in n accounts named prefix-i.
 func (a *api) login(ctx context.Context, prefix, password string, n, conc int) ([]session, error) {
 	out := make([]session, n)
+	err := parallel(n, conc, func(i int) error {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		a.register(ctx, name, password)
+		s, err := a.loginAs(ctx, name, password)
+		out[i] = s
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// register creates an account; one that exists already is fine.
+func (a *api) register(ctx context.Context, name, password string) {
+	_, _ = a.post(ctx, "/api/auth/register", "", map[string]string{"username": name, "password": password}, nil)
+}
+
+// loginAs opens a new login session of name.
+func (a *api) loginAs(ctx context.Context, name, password string) (session, error) {
+	var res struct {
+		AccessToken string `json:"access_token"`
+	}
+	st, err := a.post(ctx, "/api/auth/login", "", map[string]string{"username": name, "password": password}, &res)
+	if err != nil || st != 200 || res.AccessToken == "" {
+		return session{}, fmt.Errorf("bench: login %s: status %d %v", name, st, err)
+	}
+	return session{name: name, token: res.AccessToken}, nil
+}
+
+// parallel runs f(0..n-1), conc at a time, and returns the first error.
+func parallel(n, conc int, f func(i int) error) error {
 	errs := make(chan error, n)
 	sem := make(chan struct{}, max(conc, 1))
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
 		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-sem }()
-			name := fmt.Sprintf("%s-%d", prefix, i)
-			cred := map[string]string{"username": name, "password": password}
-			_, _ = a.post(ctx, "/api/auth/register", "", cred, nil)
-			var res struct {
-				AccessToken string `json:"access_token"`
+			if err := f(i); err != nil {
+				errs <- err
 			}
-			st, err := a.post(ctx, "/api/auth/login", "", cred, &res)
-			if err != nil || st != 200 || res.AccessToken == "" {
-				errs <- fmt.Errorf("bench: login %s: status %d %v", name, st, err)
-				return
-			}
-			out[i] = session{name: name, token: res.AccessToken}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
-	if err := <-errs; err != nil {
-		return nil, err
-	}
-	return out, nil
+	return <-errs
 }
 
 func (a *api) ticket(ctx context.Context, bearer string) (string, error) {
@@ -218,7 +241,7 @@ func newDialer(ctx context.Context, cfg *Config, prefix string) (*dialer, error)
 	if cfg.Credential == "none" {
 		return d, nil
 	}
-	s, err := d.api.login(ctx, prefix, cfg.Password, cfg.Users, 8)
+	s, err := d.api.login(ctx, prefix+cfg.run, cfg.Password, cfg.Users, 8)
 	if err != nil {
 		return nil, err
 	}

@@ -157,7 +157,9 @@ func Fanout(ctx context.Context, cfg Config, k, p int, rate float64, baseline bo
 	join := []byte(`{"type":"join","room":"bench"}`)
 	open := func(i int, m *member) error {
 		cl, err := d.dial(ctx, i, func(data []byte) {
-			if !baseline && bytes.Contains(data, []byte(`"type":"joined"`)) {
+			// tollgate confirms a join with "joined"; the baseline echoes
+			// the frame back, which proves the server has the member too.
+			if (!baseline && bytes.Contains(data, []byte(`"type":"joined"`))) || (baseline && bytes.Equal(data, join)) {
 				joined <- true
 				return
 			}
@@ -182,14 +184,7 @@ func Fanout(ctx context.Context, cfg Config, k, p int, rate float64, baseline bo
 		cmu.Lock()
 		clients = append(clients, cl)
 		cmu.Unlock()
-		if !baseline {
-			if err := cl.Write(join); err != nil {
-				return err
-			}
-		} else {
-			joined <- true
-		}
-		return nil
+		return cl.Write(join)
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 100)

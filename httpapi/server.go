@@ -45,6 +45,17 @@ type Check struct {
 	Pinger Pinger
 }
 
+// Metrics receives the edge's handshake outcomes for monitoring (package
+// metrics implements it). Implementations are safe for concurrent use and
+// never block.
+type Metrics interface {
+	// Handshake counts one GET /ws upgrade request and how long it took until
+	// the 101 was written or the refusal decided. code is "" for an accepted
+	// socket, else the contract code it was refused with; credential is the
+	// kind that opened the socket (none for a refusal).
+	Handshake(code tollgate.Code, credential tollgate.CredentialKind, d time.Duration)
+}
+
 // Config configures a [Server]. Every field's comment says what zero means.
 type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed
@@ -62,6 +73,8 @@ type Config struct {
 	// Now is the clock for expires_in and cookie Max-Age. Nil means time.Now;
 	// it should be the clock the auth.Service uses.
 	Now func() time.Time
+	// Metrics counts handshakes; nil counts nothing.
+	Metrics Metrics
 }
 
 // Deps are the services a [Server] serves.
@@ -77,12 +90,20 @@ type Deps struct {
 	Guard Guard
 	// Slots caps concurrent sockets. Nil means no cap.
 	Slots SocketSlots
+	// PendingSlots caps sockets opened unauthenticated for first-message
+	// auth, per IP and in total (they are acquired with an empty user id).
+	// The socket gives its slot back when it authenticates or closes. Nil
+	// means no cap.
+	PendingSlots SocketSlots
 	// Admin serves the admin API under /api/admin/. Nil answers it 404.
 	Admin *Admin
 	// Pages, if set, serves every GET or HEAD request that no API route
 	// takes: the chat page at / and the SDK at /sdk/. It sets its own
 	// Content-Type and Content-Security-Policy. Nil answers them 404.
 	Pages http.Handler
+	// Metrics, if set, serves GET /metrics (Prometheus). Nil answers it
+	// 404: the metrics are then served on another listener, or not at all.
+	Metrics http.Handler
 }
 
 // Server is tollgate's HTTP edge: the REST API of docs/api.md, the
@@ -100,7 +121,9 @@ type Server struct {
 	pages   http.Handler
 	guard   Guard
 	slots   SocketSlots
+	pending SocketSlots
 	admin   *Admin
+	metrics http.Handler
 }
 
 // New returns a Server. It fails when deps.Auth is nil.
@@ -126,12 +149,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: cfg, auth: deps.Auth, sockets: deps.Sockets, ready: deps.Ready, pages: deps.Pages,
-		guard: deps.Guard, slots: deps.Slots, admin: deps.Admin, log: cfg.Logger, now: cfg.Now}
+		guard: deps.Guard, slots: deps.Slots, pending: deps.PendingSlots, admin: deps.Admin, metrics: deps.Metrics, log: cfg.Logger, now: cfg.Now}
 	if s.guard == nil {
 		s.guard = noGuard{}
 	}
 	if s.slots == nil {
 		s.slots = noSlots{}
+	}
+	if s.pending == nil {
+		s.pending = noSlots{}
 	}
 	s.handler = s.middleware(s.routes())
 	return s, nil
@@ -167,6 +193,9 @@ func (s *Server) routes() *http.ServeMux {
 	route(http.MethodGet, "/healthz", s.handleHealth)
 	route(http.MethodGet, "/readyz", s.handleReady)
 	route(http.MethodGet, "/ws", s.handleWS)
+	if s.metrics != nil {
+		route(http.MethodGet, "/metrics", s.metrics.ServeHTTP)
+	}
 	if s.admin != nil {
 		s.adminRoutes(mux)
 	}

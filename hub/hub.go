@@ -33,6 +33,23 @@ type PublishLimiter interface {
 	AllowPublish(ctx context.Context, p tollgate.Principal, c tollgate.ClientInfo) error
 }
 
+// Metrics receives the hub's message and revocation events for monitoring
+// (package metrics implements it). Implementations are safe for concurrent
+// use and never block.
+type Metrics interface {
+	// MessagePublished counts a message this node stored and handed to the
+	// broker (a repeated client_id is not counted).
+	MessagePublished()
+	// MessageFannedOut reports one message's fan-out to this node's members:
+	// delivered sockets took it into their send queue, dropped ones did not
+	// (gone, or cut as slow consumers), and latency runs from its publish
+	// (Message.TS, stamped before it was stored) to the end of the fan-out.
+	MessageFannedOut(delivered, dropped int, latency time.Duration)
+	// SocketRevoked reports a socket closed by a control event, with the
+	// time from the event (ControlEvent.At) to its close frame being queued.
+	SocketRevoked(kind tollgate.ControlKind, latency time.Duration)
+}
+
 // Config configures a Hub. Zero fields take the documented defaults.
 type Config struct {
 	// Messages stores room history. Required.
@@ -54,6 +71,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Metrics counts messages and revocations; nil counts nothing.
+	Metrics Metrics
 }
 
 // Hub is one node's registry of sockets and rooms. It is safe for concurrent use.
@@ -382,6 +401,9 @@ func (h *Hub) Publish(ctx context.Context, c Conn, name, text, clientID string) 
 	if duplicate {
 		return msg, true, nil
 	}
+	if h.cfg.Metrics != nil {
+		h.cfg.Metrics.MessagePublished()
+	}
 	if err := h.cfg.Broker.Publish(sctx, msg); err != nil {
 		// Stored but not fanned out: members receive it through gap recovery
 		// with the next message, and reconnecting clients through history.
@@ -459,12 +481,20 @@ func (h *Hub) fillGap(r *room, name string, upTo int64) {
 // deliver fans m out to the room's members and advances r.last. r.mu is held.
 func (h *Hub) deliver(r *room, m tollgate.Message) {
 	d := &Delivery{Message: m}
+	var delivered, dropped int
 	r.members.Range(func(k, _ any) bool {
-		k.(Conn).Deliver(d)
+		if k.(Conn).Deliver(d) {
+			delivered++
+		} else {
+			dropped++
+		}
 		return true
 	})
 	d.release()
 	r.last = m.ID
+	if h.cfg.Metrics != nil {
+		h.cfg.Metrics.MessageFannedOut(delivered, dropped, h.cfg.Now().Sub(m.TS))
+	}
 }
 
 // HandleControl implements tollgate.BrokerHandler: it closes the local
@@ -494,6 +524,9 @@ func (h *Hub) HandleControl(e tollgate.ControlEvent) {
 	h.mu.RUnlock()
 	for _, c := range targets {
 		c.Close(tollgate.NewError(code))
+		if h.cfg.Metrics != nil && !e.At.IsZero() {
+			h.cfg.Metrics.SocketRevoked(e.Kind, h.cfg.Now().Sub(e.At))
+		}
 	}
 }
 

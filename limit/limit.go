@@ -38,6 +38,17 @@ const (
 	ReasonAdmin      = "admin"                 // Block without a reason
 )
 
+// Metrics receives refusals and blocks for monitoring (package metrics
+// implements it). Arguments come from fixed sets: what is "publish",
+// "login", "handshake" or "sockets"; reason is one of the Reason constants.
+// Implementations are safe for concurrent use and never block.
+type Metrics interface {
+	// RateLimited counts one request refused by a rate limit or a socket cap.
+	RateLimited(what string)
+	// Blocked counts one block stored, automatic or by an admin.
+	Blocked(kind tollgate.BlockKind, reason string)
+}
+
 // Config configures a [Limiter] and [Sockets]. Zero (or negative) fields take
 // the documented defaults; cmd/tollgate copies them from the flags of the
 // same names.
@@ -93,6 +104,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Metrics counts refusals and blocks; nil counts nothing.
+	Metrics Metrics
 }
 
 func (c Config) withDefaults() Config {
@@ -236,6 +249,9 @@ func (l *Limiter) take(ctx context.Context, c limitCheck, now time.Time) (time.D
 	if compareEstimate(prev, cur, int64(c.rate), c.w, e) <= 0 {
 		return 0, nil
 	}
+	if l.cfg.Metrics != nil {
+		l.cfg.Metrics.RateLimited(c.what)
+	}
 	// Refused: not served, so not counted. The same now lands the take-back
 	// in the window the attempt was counted in.
 	if _, _, err := l.counter.Incr(ctx, c.key, -1, c.w, now); err != nil {
@@ -276,6 +292,13 @@ func (l *Limiter) publishControl(ctx context.Context, b tollgate.Block, now time
 func (l *Limiter) block(ctx context.Context, b tollgate.Block, e tollgate.AuditEvent, now time.Time) (controlErr, err error) {
 	if err := l.blocks.Block(ctx, b); err != nil {
 		return nil, err
+	}
+	if l.cfg.Metrics != nil {
+		reason := b.Reason // an admin's own words never become a label
+		if reason != ReasonViolations && reason != ReasonFailedAuth {
+			reason = ReasonAdmin
+		}
+		l.cfg.Metrics.Blocked(b.Kind, reason)
 	}
 	e.TS, e.Event, e.Reason = now, tollgate.AuditBlocked, b.Reason
 	switch b.Kind {

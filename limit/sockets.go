@@ -28,6 +28,7 @@ var ErrTooManySockets = errors.New("limit: too many sockets")
 type Sockets struct {
 	perUser, perIP, total int
 	retryAfter            time.Duration
+	metrics               Metrics
 
 	mu    sync.Mutex
 	users map[string]int
@@ -44,8 +45,8 @@ func NewSockets(cfg Config) *Sockets {
 	cfg = cfg.withDefaults()
 	return &Sockets{
 		perUser: cfg.MaxSocketsPerUser, perIP: cfg.MaxSocketsPerIP, total: cfg.MaxSockets,
-		retryAfter: cfg.SocketRetryAfter,
-		users:      make(map[string]int), ips: make(map[string]int),
+		retryAfter: cfg.SocketRetryAfter, metrics: cfg.Metrics,
+		users: make(map[string]int), ips: make(map[string]int),
 	}
 }
 
@@ -74,6 +75,9 @@ func (s *Sockets) Acquire(userID, ip string) (release func(), err error) {
 		which, limit = "for the IP", s.perIP
 	}
 	if which != "" {
+		if s.metrics != nil {
+			s.metrics.RateLimited("sockets")
+		}
 		return nil, &tollgate.Error{Code: tollgate.CodeRateLimited, Message: "Too many open connections.",
 			RetryAfter: s.retryAfter, Err: fmt.Errorf("%w %s (cap %d)", ErrTooManySockets, which, limit)}
 	}

@@ -20,6 +20,9 @@ type Conn struct {
 	opened time.Time
 	// release frees the socket's concurrency slot; called once at close.
 	release func()
+	// openedAs is the credential kind the socket opened with: its metric
+	// label, which must not change when first-message auth completes.
+	openedAs tollgate.CredentialKind
 
 	mu        sync.Mutex
 	principal tollgate.Principal
@@ -223,6 +226,12 @@ func (c *Conn) ping() {
 		c.written(err)
 	})
 }
+
+// ReleaseSlot gives the socket's concurrency slot back before it closes:
+// a socket opened unauthenticated (first-message auth) leaves the small
+// pending cap once it has authenticated. The slot is released once; the
+// close does not release it again.
+func (c *Conn) ReleaseSlot() { c.release() }
 
 // RemoteAddr is the TCP peer address (not the client IP behind a proxy; see Client).
 func (c *Conn) RemoteAddr() net.Addr { return c.sock.RemoteAddr() }

@@ -37,6 +37,20 @@ type Protocol interface {
 	Closed(c *Conn, code int, reason string)
 }
 
+// Metrics receives socket events for monitoring (package metrics implements
+// it). Every argument comes from a fixed set: a subprotocol the server
+// serves ("" for none), a credential kind, and a close reason that is a
+// contract code or one of "peer", "protocol", "abnormal" — never client
+// input. Implementations are safe for concurrent use and never block.
+type Metrics interface {
+	// SocketOpened counts a socket that has opened.
+	SocketOpened(subprotocol string, credential tollgate.CredentialKind)
+	// SocketClosed counts a socket that has closed, with the labels it was
+	// opened with and the reason it closed for (slow_consumer for a socket
+	// cut because it could not keep up).
+	SocketClosed(subprotocol string, credential tollgate.CredentialKind, reason string)
+}
+
 // Config configures a Server. Zero fields take the documented defaults.
 type Config struct {
 	// MaxMessageBytes is the largest frame accepted; larger ones close the
@@ -68,6 +82,8 @@ type Config struct {
 	NodeID string
 	// Auditor records connect and disconnect; nil discards.
 	Auditor tollgate.Auditor
+	// Metrics counts open and closed sockets; nil counts nothing.
+	Metrics Metrics
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -270,6 +286,7 @@ func (s *Server) AcceptSlot(w http.ResponseWriter, r *http.Request, p tollgate.P
 		proto:     proto,
 		opened:    s.cfg.Now(),
 		principal: p,
+		openedAs:  p.Credential,
 		release:   release,
 	}
 	sock.Session().Store("", c)
@@ -387,14 +404,19 @@ func connOf(sock *gws.Conn) *Conn {
 func (s *Server) OnOpen(sock *gws.Conn) {
 	c := connOf(sock)
 	_ = sock.SetReadDeadline(s.cfg.Now().Add(s.cfg.IdleTimeout))
-	c.mu.Lock()
-	c.armExpiryLocked(c.principal.ExpiresAt)
-	p := c.principal
-	c.mu.Unlock()
+	p := c.Principal()
 	s.cfg.Auditor.Record(context.Background(), tollgate.AuditEvent{
 		TS: c.opened.UTC(), Event: tollgate.AuditConnect, User: p.UserID, IP: c.client.IP,
 		Origin: c.client.Origin, ConnID: c.id, Credential: p.Credential})
+	if m := s.cfg.Metrics; m != nil {
+		m.SocketOpened(sock.SubProtocol(), p.Credential)
+	}
 	c.proto.Open(c)
+	// The expiry timers start after Open, so that a warning due at once
+	// follows the protocol's first frame (welcome) and finds its session.
+	c.mu.Lock()
+	c.armExpiryLocked(c.principal.ExpiresAt)
+	c.mu.Unlock()
 }
 
 // OnClose implements gws.Event.
@@ -425,6 +447,9 @@ func (s *Server) OnClose(sock *gws.Conn, err error) {
 	}
 	s.remove(c)
 	c.release()
+	if m := s.cfg.Metrics; m != nil {
+		m.SocketClosed(sock.SubProtocol(), c.openedAs, reason)
+	}
 	c.proto.Closed(c, code, reason)
 	p := c.Principal()
 	now := s.cfg.Now()

@@ -17,7 +17,7 @@ import (
 // stderr and a JSON summary on stdout.
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("bench: want a mode: connect, idle, fanout or baseline")
+		return fmt.Errorf("bench: want a mode: connect, idle, fanout, revoke, tickets, soak or baseline")
 	}
 	mode, args := args[0], args[1:]
 	fs := flag.NewFlagSet("bench "+mode, flag.ContinueOnError)
@@ -29,26 +29,25 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	origin := fs.String("origin", "", "Origin header to send")
 	timeout := fs.Duration("timeout", 5*time.Minute, "bound on the whole run")
 	n := fs.Int("n", 1000, "connect: sockets to open")
-	c := fs.Int("c", 100, "connect/idle: concurrency")
-	k := fs.Int("k", 1000, "idle/fanout: sockets held / room members")
+	c := fs.Int("c", 100, "connect/idle/revoke: concurrency (tickets: default 1)")
+	k := fs.Int("k", 1000, "idle/fanout/revoke: sockets held / room members")
+	logoutC := fs.Int("logout-c", 1, "revoke: logouts in flight at once")
+	redisURL := fs.String("redis-url", "", "tickets: Redis for the ticket store (default in-process)")
 	pid := fs.Int("pid", 0, "idle: the server's process id (RSS is read from /proc)")
 	settle := fs.Duration("settle", 5*time.Second, "idle: how long to hold the sockets before reading RSS")
 	p := fs.Int("p", 100, "fanout: messages to publish")
 	rate := fs.Float64("rate", 10, "fanout: messages per second")
-	drain := fs.Duration("drain", 30*time.Second, "fanout: how long to wait for deliveries after the last publish")
+	drain := fs.Duration("drain", 30*time.Second, "fanout/revoke: how long to wait for deliveries or closes after the last publish or logout")
 	baseline := fs.Bool("baseline", false, "fanout: the target is `tollgate bench baseline`")
 	listen := fs.String("listen", "127.0.0.1:9090", "baseline: address to serve on")
-	duration := fs.Duration("duration", 10*time.Minute, "baseline: how long to serve")
+	duration := fs.Duration("duration", 10*time.Minute, "baseline: how long to serve; soak: how long to run")
+	good := fs.Int("good", 100, "soak: well-behaved clients (each its own account)")
+	abusive := fs.Int("abusive", 300, "soak: abusive clients (flooders, garbage handshakes, slow readers, half-open peers)")
+	every := fs.Duration("every", 10*time.Second, "soak: how often each good client publishes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "addr" {
-			explicit = true
-		}
-	})
-	cfg := bench.Config{Addr: *addr, Explicit: explicit, Credential: *cred, Users: *users,
+	cfg := bench.Config{Addr: *addr, Explicit: explicitFlag(fs, "addr"), Credential: *cred, Users: *users,
 		Password: *password, Origin: *origin, Timeout: *timeout, Progress: stderr}
 	var (
 		res any
@@ -64,6 +63,18 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		res, err = bench.Idle(ctx, cfg, *k, *c, *pid, *settle)
 	case "fanout":
 		res, err = bench.Fanout(ctx, cfg, *k, *p, *rate, *baseline, *drain)
+	case "revoke":
+		res, err = bench.Revoke(ctx, cfg, *k, *c, *logoutC, *drain)
+	case "tickets":
+		if !explicitFlag(fs, "c") {
+			*c = 1
+		}
+		res, err = bench.Tickets(ctx, *n, *c, *redisURL, *timeout)
+	case "soak":
+		if !explicitFlag(fs, "duration") {
+			*duration = 2 * time.Minute
+		}
+		res, err = bench.Soak(ctx, cfg, *good, *abusive, *every, *duration)
 	case "baseline":
 		ln, lerr := net.Listen("tcp", *listen)
 		if lerr != nil {
@@ -82,4 +93,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)
+}
+
+// explicitFlag reports whether the flag name was given on the command line.
+func explicitFlag(fs *flag.FlagSet, name string) (set bool) {
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -89,7 +89,7 @@ func usage(w io.Writer) {
   block remove user:NAME|ip:ADDR
   audit verify [FILE]            verify the audit log's hash chain
   keys rotate                    add a new JWT signing key (SIGHUP the servers after)
-  bench connect|idle|fanout|baseline [flags]   load generator
+  bench connect|idle|fanout|revoke|tickets|soak|baseline [flags]   load generator
   version                        print the version
 `)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate-ws/tollgate/hub"
 	"github.com/tollgate-ws/tollgate/jsonproto"
 	"github.com/tollgate-ws/tollgate/limit"
+	"github.com/tollgate-ws/tollgate/metrics"
 	"github.com/tollgate-ws/tollgate/stomp"
 	"github.com/tollgate-ws/tollgate/web"
 	"github.com/tollgate-ws/tollgate/ws"
@@ -45,6 +46,7 @@ type node struct {
 	hub     *hub.Hub
 	sockets *ws.Server
 	api     *httpapi.Server
+	metrics *metrics.Metrics
 }
 
 // newLogger returns the process logger: text or JSON on w at cfg's level.
@@ -107,7 +109,7 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 	if cfg.AllowedOriginsDerived {
 		cfg.AllowedOrigins = config.DefaultAllowedOrigins(cfg.PublicURL, ln.Addr().String())
 	}
-	n := &node{cfg: cfg, log: log}
+	n := &node{cfg: cfg, log: log, metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -136,6 +138,7 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 	ac.Logger = log
 	ac.Auditor = n.audit
 	ac.Control = st.broker
+	ac.Metrics = n.metrics
 	if n.auth, err = auth.New(ac, st.users, st.sessions, st.tickets); err != nil {
 		return nil, err
 	}
@@ -155,6 +158,7 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 		MaxSocketsPerIP:   cfg.MaxSocketsPerIP,
 		MaxSockets:        cfg.MaxSockets,
 		Logger:            log,
+		Metrics:           n.metrics,
 	}, st.counter, st.blocks, st.broker, n.audit)
 	if n.hub, err = hub.New(hub.Config{
 		Messages:       st.messages,
@@ -162,6 +166,7 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 		Limiter:        n.limits,
 		AnonymousRooms: cfg.AnonymousRooms,
 		Logger:         log,
+		Metrics:        n.metrics,
 	}); err != nil {
 		return nil, err
 	}
@@ -171,6 +176,8 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 		FirstMessageTimeout: cfg.FirstMessageTimeout,
 		Auditor:             n.audit,
 		Logger:              log,
+		// An authenticated socket leaves the unauthenticated cap.
+		OnAuthenticated: (*ws.Conn).ReleaseSlot,
 	})
 	sp, err := stomp.New(stomp.Config{
 		Hub:                 n.hub,
@@ -181,6 +188,7 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 		Limits:              stomp.Limits{MaxFrameBytes: cfg.MaxMessageBytes},
 		Auditor:             n.audit,
 		Logger:              log,
+		OnAuthenticated:     (*ws.Conn).ReleaseSlot,
 	})
 	if err != nil {
 		return nil, err
@@ -200,11 +208,13 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 		SendQueue:       cfg.SendQueue,
 		Auditor:         n.audit,
 		Logger:          log,
+		Metrics:         n.metrics,
 	}, proto, protocols, preference)
 	ready := append(st.ready, httpapi.Check{Name: "audit", Pinger: n.audit})
 	if n.api, err = httpapi.New(httpapi.Config{
 		TrustedProxies: cfg.TrustedProxies,
 		Logger:         log,
+		Metrics:        n.metrics,
 	}, httpapi.Deps{
 		Auth:    n.auth,
 		Sockets: n.sockets,
@@ -212,7 +222,13 @@ func newNode(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.
 		Ready:   ready,
 		Guard:   n.limits,
 		Slots:   limit.NewSockets(n.limits.Config()),
+		PendingSlots: limit.NewSockets(limit.Config{
+			MaxSocketsPerIP: cfg.MaxUnauthenticatedPerIP,
+			MaxSockets:      cfg.MaxUnauthenticated,
+			Metrics:         n.metrics,
+		}),
 		Admin:   httpapi.NewAdmin(n.limits, adminToken),
+		Metrics: n.publicMetrics(),
 	}); err != nil {
 		return nil, err
 	}

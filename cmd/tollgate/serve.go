@@ -93,7 +93,7 @@ func (n *node) serve(ctx context.Context, ln net.Listener, ready chan<- string) 
 	}()
 
 	if n.cfg.MetricsAddr != "" {
-		stopDebug, err := serveDebug(n.cfg.MetricsAddr, n.log)
+		stopDebug, err := serveDebug(n.cfg.MetricsAddr, n.log, n.metrics.Handler())
 		if err != nil {
 			return err
 		}
@@ -130,14 +130,24 @@ func (n *node) serve(ctx context.Context, ln net.Listener, ready chan<- string) 
 	return nil
 }
 
-// serveDebug serves pprof on the separate --metrics-addr listener (never on
-// the public one) until the returned stop is called.
-func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+// publicMetrics is GET /metrics on the main listener, or nil when
+// --metrics-addr gives the metrics their own listener.
+func (n *node) publicMetrics() http.Handler {
+	if n.cfg.MetricsAddr != "" {
+		return nil
+	}
+	return n.metrics.Handler()
+}
+
+// serveDebug serves /metrics and pprof on the separate --metrics-addr
+// listener (pprof never on the public one) until the returned stop is called.
+func serveDebug(addr string, log *slog.Logger, metrics http.Handler) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
