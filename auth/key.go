@@ -188,28 +188,12 @@ func readKeyFile(path string) ([]byte, fs.FileMode, error) {
 // same data dir): the key is written and synced to a temporary file, which is
 // then hard-linked to path. If path exists by then, that key wins.
 func writeNewKey(path string) error {
-	data := newKeyFileData()
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".jwt.key.*")
+	tmp, err := writeTemp(filepath.Dir(path), ".jwt.key.*", newKeyFileData())
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	return nil

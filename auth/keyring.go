@@ -332,30 +332,40 @@ func encodeRetiredKeys(keys []retiredKey) []byte {
 // directory is synced so that the rename survives a crash.
 func replaceFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	tmp, err := writeTemp(dir, "."+filepath.Base(path)+".*", data)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	defer os.Remove(tmp) // fails harmlessly once renamed
+	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// writeTemp writes data to a new temporary file in dir (mode 0600), syncs
+// and closes it, and returns its name; the caller links or renames it into
+// place and removes it.
+func writeTemp(dir, pattern string, data []byte) (string, error) {
+	tmp, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return tmp.Name(), nil
 }
 
 // syncDir makes a rename in dir durable, so that jwt.keys is on disk before
