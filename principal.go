@@ -42,21 +42,7 @@ type contextKey struct{ name string }
 
 func (k *contextKey) String() string { return "tollgate context value " + k.name }
 
-var (
-	principalKey = &contextKey{"principal"}
-	connIDKey    = &contextKey{"conn_id"}
-)
-
-// NewContextWithPrincipal returns a copy of ctx carrying p.
-func NewContextWithPrincipal(ctx context.Context, p Principal) context.Context {
-	return context.WithValue(ctx, principalKey, p)
-}
-
-// PrincipalFromContext returns the principal carried by ctx, if any.
-func PrincipalFromContext(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey).(Principal)
-	return p, ok
-}
+var connIDKey = &contextKey{"conn_id"}
 
 // NewContextWithConnID returns a copy of ctx carrying a connection id.
 func NewContextWithConnID(ctx context.Context, id string) context.Context {

@@ -174,7 +174,9 @@ func (pr *Protocol) Message(c *ws.Conn, data []byte) error {
 		c.Send(errorFrameOf(tollgate.AsError(err), ""))
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), pr.cfg.RequestTimeout)
+	// The connection id rides along so that what the request causes (a
+	// rate_limited or blocked audit line) names the socket.
+	ctx, cancel := context.WithTimeout(tollgate.NewContextWithConnID(context.Background(), c.ID()), pr.cfg.RequestTimeout)
 	defer cancel()
 	out, err := pr.dispatch(ctx, c, s, req)
 	if err != nil {

@@ -68,7 +68,8 @@ func (pr *Protocol) handle(s *session, f *Frame) error {
 		}
 		return pr.connect(s, f)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), pr.cfg.RequestTimeout)
+	// The connection id names the socket in what the frame causes (audit).
+	ctx, cancel := context.WithTimeout(tollgate.NewContextWithConnID(context.Background(), s.c.ID()), pr.cfg.RequestTimeout)
 	defer cancel()
 	extra, err := pr.dispatch(ctx, s, f)
 	if err != nil {

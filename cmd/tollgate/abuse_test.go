@@ -173,6 +173,12 @@ func TestRateLimitBlockAndAdmin(t *testing.T) {
 	if !bytes.Contains(raw, []byte(`"ip":"127.0.0.1"`)) {
 		t.Error("the audit log names no IP")
 	}
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		if bytes.Contains(line, []byte(`"event":"rate_limited"`)) && bytes.Contains(line, []byte(`"reason":"publish"`)) &&
+			!bytes.Contains(line, []byte(`"conn_id":"`)) {
+			t.Errorf("a refused publish is audited without its socket: %s", line)
+		}
+	}
 	taken.assertAbsent(t, string(raw))
 	taken.assertAbsent(t, logs.String())
 	if code, out := cli(t, "audit", "verify", path); code != 0 || !strings.Contains(out, "chain intact") {
