@@ -68,9 +68,15 @@ func Soak(ctx context.Context, cfg Config, good, abusive int, interval, d time.D
 	}
 	res := SoakResult{Mode: "soak", Good: good, Abusive: abusive, Abuse: map[string]int64{}}
 	var amu sync.Mutex
+	counts, finished := map[string]int64{}, false
+	// abuse counts what an abuser met. Close callbacks of abusive sockets
+	// can still fire after the run; once the result is taken they count
+	// nothing.
 	abuse := func(what string) {
 		amu.Lock()
-		res.Abuse[what]++
+		if !finished {
+			counts[what]++
+		}
 		amu.Unlock()
 	}
 
@@ -145,7 +151,7 @@ func Soak(ctx context.Context, cfg Config, good, abusive int, interval, d time.D
 			amu.Lock()
 			defer amu.Unlock()
 			var n int64
-			for _, v := range res.Abuse {
+			for _, v := range counts {
 				n += v
 			}
 			return n
@@ -211,6 +217,12 @@ func Soak(ctx context.Context, cfg Config, good, abusive int, interval, d time.D
 	res.GoodRefused = refused.Load()
 	res.GoodClosed = closed.Load()
 	res.GoodLatency = h.summary()
+	amu.Lock()
+	finished = true
+	for k, v := range counts {
+		res.Abuse[k] = v
+	}
+	amu.Unlock()
 	return res, nil
 }
 
