@@ -57,6 +57,10 @@ func TestMessages(t *testing.T) {
 	storetest.Messages(t, func(t *testing.T) tollgate.MessageStore { return openTemp(t) })
 }
 
+func TestBlocklist(t *testing.T) {
+	storetest.Blocklist(t, func(t *testing.T) tollgate.Blocklist { return openTemp(t) })
+}
+
 // TestAppendAcrossNodes appends to one room from several DB handles (each
 // its own pool, as separate nodes would be), concurrently: the ids are
 // exactly 1..N, and each handle saw its own ids increase.

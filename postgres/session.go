@@ -176,7 +176,8 @@ func (db *DB) SessionsByID(ctx context.Context, ids []string) (map[string]tollga
 }
 
 // PurgeExpired deletes the refresh tokens expired at now, spent or not, and
-// the sessions expired at now together with their tokens, in one
+// the sessions expired at now together with their tokens, and the blocks
+// that have ended, in one
 // transaction, and returns how many rows it deleted. Without it both tables
 // only grow (each refresh adds a token); run it now and then, e.g. hourly,
 // from any one node or all of them. After the purge an expired spent token is
@@ -195,6 +196,7 @@ func (db *DB) PurgeExpired(ctx context.Context, now time.Time) (int64, error) {
 	for _, q := range []string{
 		"DELETE FROM refresh_tokens WHERE expires_at <= $1",
 		"DELETE FROM sessions WHERE expires_at <= $1", // cascades to their tokens
+		"DELETE FROM blocks WHERE until <= $1",
 	} {
 		tag, err := tx.Exec(ctx, q, now)
 		if err != nil {

@@ -253,6 +253,14 @@ func TestClusterRedisOutage(t *testing.T) {
 		t.Fatalf("before the outage: %v", m)
 	}
 
+	// A block made before the outage must outlive it: Redis keeps nothing
+	// on disk here, the nodes put blocks back from PostgreSQL.
+	zed := a.register("zed")
+	h := bearer(testAdminToken)
+	if r := a.call("POST", "/api/admin/blocks", map[string]string{"target": "user:zed"}, h); r.status != 201 {
+		t.Fatalf("block: %s", r)
+	}
+
 	rds.stop()
 	if _, status, _ := a.dial("", bearer(yara.access)); status != 503 {
 		t.Fatalf("handshake with Redis down: %d, want 503", status)
@@ -281,6 +289,17 @@ func TestClusterRedisOutage(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+	}
+	// The restarted Redis is empty; within the reseed period the block is
+	// back and zed is refused again.
+	for deadline := time.Now().Add(45 * time.Second); ; {
+		if _, status, _ := b.dial("", bearer(zed.access)); status == 403 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a block made before a Redis restart was not enforced after it")
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	// Publish (retrying the refused message by its client_id, then more)
 	// until the other node's member sees deliveries again; whatever was

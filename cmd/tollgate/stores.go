@@ -10,6 +10,7 @@ import (
 	"github.com/tollgate-ws/tollgate"
 	"github.com/tollgate-ws/tollgate/config"
 	"github.com/tollgate-ws/tollgate/httpapi"
+	"github.com/tollgate-ws/tollgate/limit"
 	"github.com/tollgate-ws/tollgate/memory"
 	"github.com/tollgate-ws/tollgate/postgres"
 	"github.com/tollgate-ws/tollgate/redis"
@@ -20,6 +21,8 @@ import (
 const (
 	accountPurgeEvery = time.Hour
 	memoryPurgeEvery  = time.Minute
+	// reseedEvery is how soon blocks are back in a restarted Redis.
+	reseedEvery = 30 * time.Second
 )
 
 // stores are the adapters a node runs on. The default is one node with no
@@ -110,6 +113,20 @@ func openStores(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *st
 	st.closers = append(st.closers, rc.Close)
 	st.tickets, st.counter, st.blocks, st.broker = rc, rc, rc, rc
 	st.ready = append(st.ready, httpapi.Check{Name: "redis", Pinger: rc})
+	if durable, ok := db.(tollgate.Blocklist); ok {
+		// Blocks are read from Redis and written through to PostgreSQL,
+		// which puts them back after a Redis restart (Redis may keep
+		// nothing on disk).
+		blocks := limit.DurableBlocks{Fast: rc, Durable: durable}
+		st.blocks = blocks
+		st.tasks = append(st.tasks, func(ctx context.Context) {
+			every(ctx, reseedEvery, func(ctx context.Context) {
+				if _, err := blocks.Reseed(ctx, time.Now()); err != nil {
+					log.Warn("copying blocks from the database to Redis failed", "error", err)
+				}
+			})
+		})
+	}
 	return st, nil
 }
 
