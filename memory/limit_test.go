@@ -119,7 +119,7 @@ func TestRateCounterBoundUnderConcurrency(t *testing.T) {
 			t.Parallel()
 			c := &memory.RateCounter{MaxKeys: limit}
 			var next atomic.Int64
-			run(16, func(int) {
+			storetest.Parallel(16, func(int) {
 				for range 1000 {
 					k := fmt.Sprint("key-", next.Add(1))
 					if _, _, err := c.Incr(ctx, k, 1, time.Minute, t0); err != nil {
@@ -187,23 +187,7 @@ func TestRateCounterRun(t *testing.T) {
 	if _, _, err := c.Incr(t.Context(), "k", 1, time.Minute, t0); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, time.Millisecond) }()
-	select {
-	case <-purged:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the janitor did not run")
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after its context ended")
-	}
-	if n := c.Len(); n != 0 {
-		t.Errorf("Len after the janitor ran = %d, want 0", n)
-	}
+	checkJanitor(t, func(ctx context.Context) { c.Run(ctx, time.Millisecond) }, purged, c.Len)
 }
 
 func TestBlocklistForgetsExpired(t *testing.T) {
@@ -322,21 +306,4 @@ func BenchmarkRateCounterParallel(b *testing.B) {
 			}
 		}
 	})
-}
-
-// run runs f n times concurrently, released together, and waits for all.
-func run(n int, f func(i int)) {
-	start := make(chan struct{})
-	done := make(chan struct{}, n)
-	for i := range n {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			<-start
-			f(i)
-		}()
-	}
-	close(start)
-	for range n {
-		<-done
-	}
 }

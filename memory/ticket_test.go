@@ -125,23 +125,7 @@ func TestTicketStoreRun(t *testing.T) {
 	if err := s.Put(t.Context(), ticketAt(1, t0)); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx, time.Millisecond) }()
-	select {
-	case <-purged:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the janitor did not run")
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after its context ended")
-	}
-	if n := s.Len(); n != 0 {
-		t.Errorf("Len after the janitor ran = %d, want 0", n)
-	}
+	checkJanitor(t, func(ctx context.Context) { s.Run(ctx, time.Millisecond) }, purged, s.Len)
 }
 
 func TestTicketStoreContextEnded(t *testing.T) {
@@ -202,5 +186,29 @@ func BenchmarkTicketStore(b *testing.B) {
 func putUint64(h *tollgate.TicketHash, v uint64) {
 	for i := range 8 {
 		h[i] = byte(v >> (8 * i))
+	}
+}
+
+// checkJanitor runs a store's purge loop until purged says it ran, then
+// checks that the loop returns once its context ends and that the store is
+// empty.
+func checkJanitor(t *testing.T, run func(context.Context), purged <-chan struct{}, size func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); run(ctx) }()
+	select {
+	case <-purged:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the janitor did not run")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if n := size(); n != 0 {
+		t.Errorf("Len after the janitor ran = %d, want 0", n)
 	}
 }

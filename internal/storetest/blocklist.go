@@ -245,7 +245,7 @@ func Blocklist(t *testing.T, newList func(t *testing.T) tollgate.Blocklist) {
 		t.Parallel()
 		ctx, l := testContext(t), newList(t)
 		targets := ids("u", 100)
-		parallel(len(targets), func(i int) {
+		Parallel(len(targets), func(i int) {
 			if err := l.Block(ctx, block(tollgate.BlockUser, targets[i], time.Hour)); err != nil {
 				t.Errorf("Block: %v", err)
 			}
@@ -257,7 +257,7 @@ func Blocklist(t *testing.T, newList func(t *testing.T) tollgate.Blocklist) {
 		}
 		const racers = 4
 		var wins [100]atomic.Int32
-		parallel(len(targets)*racers, func(i int) {
+		Parallel(len(targets)*racers, func(i int) {
 			ok, err := l.Unblock(ctx, tollgate.BlockUser, targets[i%len(targets)])
 			if err != nil {
 				t.Errorf("Unblock: %v", err)

@@ -42,7 +42,7 @@ func Broker(t *testing.T, newBroker func(t *testing.T) tollgate.Broker) {
 		ctx, b, rec := testContext(t), newBroker(t), newRecorder()
 		runBroker(t, b, rec)
 		const rooms, each = 8, 100
-		parallel(rooms, func(r int) {
+		Parallel(rooms, func(r int) {
 			room := fmt.Sprintf("room-%d", r)
 			for i := range each {
 				if err := b.Publish(ctx, tollgate.Message{Room: room, ID: int64(i + 1), Text: "x", TS: baseTime}); err != nil {

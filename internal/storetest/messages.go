@@ -212,7 +212,7 @@ func Messages(t *testing.T, newStore func(t *testing.T) tollgate.MessageStore) {
 		const goroutines, each = 20, 10
 		const n = goroutines * each
 		got := make([][]int64, goroutines)
-		parallel(goroutines, func(g int) {
+		Parallel(goroutines, func(g int) {
 			for i := range each {
 				m, dup, err := s.Append(ctx, msg("busy", fmt.Sprintf("u-%d", g), fmt.Sprintf("%d/%d", g, i), "", i))
 				if err != nil || dup {
@@ -261,7 +261,7 @@ func Messages(t *testing.T, newStore func(t *testing.T) tollgate.MessageStore) {
 		const n = 32
 		var fresh atomic.Int32
 		ids := make([]int64, n)
-		parallel(n, func(i int) {
+		Parallel(n, func(i int) {
 			m, dup, err := s.Append(ctx, msg("general", "u-1", "once", "c-1", i))
 			if err != nil {
 				t.Errorf("Append: %v", err)

@@ -124,7 +124,7 @@ func RateCounter(t *testing.T, newCounter func(t *testing.T) tollgate.RateCounte
 		base := nextWindow(w)
 		const goroutines, each = 64, 8
 		seen := make([][]int64, goroutines)
-		parallel(goroutines, func(g int) {
+		Parallel(goroutines, func(g int) {
 			for range each {
 				cur, prev, err := c.Incr(ctx, "hot", 1, w, base)
 				if err != nil {
@@ -154,7 +154,7 @@ func RateCounter(t *testing.T, newCounter func(t *testing.T) tollgate.RateCounte
 		w := time.Minute
 		base := nextWindow(w)
 		keys := ids("key", 100)
-		parallel(len(keys)*4, func(i int) {
+		Parallel(len(keys)*4, func(i int) {
 			if _, _, err := c.Incr(ctx, keys[i%len(keys)], 1, w, base); err != nil {
 				t.Errorf("Incr: %v", err)
 			}

@@ -183,7 +183,7 @@ func Sessions(t *testing.T, newStores func(t *testing.T) (tollgate.UserStore, to
 		noErr(t, "CreateSession", s.CreateSession(ctx, session("s-1", "u-a"), token("h-1", "s-1")))
 		const n = 16
 		var won, reused atomic.Int32
-		parallel(n, func(i int) {
+		Parallel(n, func(i int) {
 			sess, err := s.RotateRefresh(ctx, "h-1", token(fmt.Sprintf("h-next-%d", i), "s-1"), during)
 			switch {
 			case err == nil:

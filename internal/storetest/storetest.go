@@ -61,8 +61,9 @@ func ids(p string, n int) []string {
 	return out
 }
 
-// parallel runs f n times concurrently, released together, and waits for all.
-func parallel(n int, f func(i int)) {
+// Parallel runs f n times concurrently, released together, and waits for
+// all. Adapter tests use it for their own concurrency checks too.
+func Parallel(n int, f func(i int)) {
 	start := make(chan struct{})
 	done := make(chan struct{}, n)
 	for i := range n {

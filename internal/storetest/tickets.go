@@ -89,7 +89,7 @@ func Tickets(t *testing.T, newStore func(t *testing.T) tollgate.TicketStore) {
 		noErr(t, "Put", s.Put(ctx, tk))
 		const n = 64
 		var won, notFound atomic.Int32
-		parallel(n, func(int) {
+		Parallel(n, func(int) {
 			got, err := s.Redeem(ctx, tk.Hash, nowMilli())
 			switch {
 			case err == nil:
@@ -118,7 +118,7 @@ func Tickets(t *testing.T, newStore func(t *testing.T) tollgate.TicketStore) {
 			noErr(t, "Put", s.Put(ctx, all[i]))
 		}
 		var wins [tickets]atomic.Int32
-		parallel(tickets*racers, func(i int) {
+		Parallel(tickets*racers, func(i int) {
 			tk := all[i%tickets]
 			_, err := s.Redeem(ctx, tk.Hash, nowMilli())
 			switch {

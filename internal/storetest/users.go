@@ -71,7 +71,7 @@ func Users(t *testing.T, newStore func(t *testing.T) tollgate.UserStore) {
 		ctx, s := testContext(t), newStore(t)
 		const n = 16
 		var won, conflicts atomic.Int32
-		parallel(n, func(i int) {
+		Parallel(n, func(i int) {
 			name := "carol"
 			if i%2 == 1 {
 				name = "CAROL"
