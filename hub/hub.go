@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate-ws/tollgate"
@@ -98,10 +99,65 @@ type member struct {
 }
 
 type room struct {
-	mu      sync.Mutex // guards last and serializes delivery for the room
-	members sync.Map   // Conn -> struct{}; read lock-free during fan-out
-	count   int        // guarded by Hub.mu
-	last    int64      // last id delivered to local members
+	mu   sync.Mutex // guards last and fanout, and serializes delivery for the room
+	last int64      // last id delivered to local members
+	// fanout is the member list delivery loops over; it is rebuilt from
+	// members, under mu, by the first delivery after a change.
+	fanout []Conn
+
+	// membersMu guards members and is held only briefly, never while
+	// delivering: Leave and Unregister must not wait for a fan-out.
+	// Lock order: Hub.mu, then room.mu, then membersMu.
+	membersMu sync.Mutex
+	members   map[Conn]struct{} // changed with Hub.mu and membersMu held
+	stale     atomic.Bool       // members changed since fanout was built
+}
+
+// add makes c a member; false if it already was. Hub.mu is held.
+func (r *room) add(c Conn) bool {
+	r.membersMu.Lock()
+	defer r.membersMu.Unlock()
+	if _, ok := r.members[c]; ok {
+		return false
+	}
+	r.members[c] = struct{}{}
+	r.stale.Store(true)
+	return true
+}
+
+// remove ends c's membership. Hub.mu is held.
+func (r *room) remove(c Conn) {
+	r.membersMu.Lock()
+	defer r.membersMu.Unlock()
+	if _, ok := r.members[c]; ok {
+		delete(r.members, c)
+		r.stale.Store(true)
+	}
+}
+
+// snapshot returns the members to deliver to: every membership added or
+// removed before the call is reflected. r.mu is held.
+func (r *room) snapshot() []Conn {
+	if !r.stale.Load() {
+		return r.fanout
+	}
+	r.membersMu.Lock()
+	defer r.membersMu.Unlock()
+	old, n := r.fanout, len(r.members)
+	reuse := cap(old) >= n && cap(old) <= 4*n+64
+	list := old[:0]
+	if !reuse {
+		list = make([]Conn, 0, n) // grown, or much smaller: drop the old array
+	}
+	for c := range r.members {
+		list = append(list, c)
+	}
+	if reuse && n < len(old) {
+		clear(old[n:]) // let departed members be collected
+	}
+	r.fanout = list
+	r.stale.Store(false)
+	return list
 }
 
 // New returns a Hub. Run must be called for broker deliveries to arrive.
@@ -204,10 +260,8 @@ func (h *Hub) removeMemberLocked(name string, c Conn) {
 	if r == nil {
 		return
 	}
-	if _, loaded := r.members.LoadAndDelete(c); loaded {
-		r.count--
-	}
-	if r.count == 0 {
+	r.remove(c)
+	if len(r.members) == 0 {
 		delete(h.rooms, name)
 	}
 }
@@ -241,7 +295,7 @@ func (h *Hub) Members(room string) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if r := h.rooms[room]; r != nil {
-		return r.count
+		return len(r.members)
 	}
 	return 0
 }
@@ -297,14 +351,14 @@ func (h *Hub) Join(ctx context.Context, c Conn, name string, joined func(last in
 	}
 	r := h.rooms[name]
 	if r == nil {
-		r = &room{last: stored}
+		r = &room{last: stored, members: make(map[Conn]struct{})}
 		h.rooms[name] = r
 	}
-	// Lock order: h.mu, then r.mu. Delivery takes r.mu alone.
+	// Lock order: h.mu, then r.mu. Delivery takes r.mu alone. Holding r.mu
+	// here means the next delivery rebuilds its member list with c in it.
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, loaded := r.members.LoadOrStore(c, struct{}{}); !loaded {
-		r.count++
+	if r.add(c) {
 		m.mu.Lock()
 		m.rooms = append(m.rooms, name)
 		m.mu.Unlock()
@@ -479,17 +533,18 @@ func (h *Hub) fillGap(r *room, name string, upTo int64) {
 }
 
 // deliver fans m out to the room's members and advances r.last. r.mu is held.
+// A member that leaves while the loop runs may still be handed m, as with any
+// fan-out already under way when Leave or Unregister is called.
 func (h *Hub) deliver(r *room, m tollgate.Message) {
 	d := &Delivery{Message: m}
 	var delivered, dropped int
-	r.members.Range(func(k, _ any) bool {
-		if k.(Conn).Deliver(d) {
+	for _, c := range r.snapshot() {
+		if c.Deliver(d) {
 			delivered++
 		} else {
 			dropped++
 		}
-		return true
-	})
+	}
 	d.release()
 	r.last = m.ID
 	if h.cfg.Metrics != nil {
