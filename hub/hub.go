@@ -591,8 +591,16 @@ func (h *Hub) HandleControl(e tollgate.ControlEvent) {
 type Delivery struct {
 	Message tollgate.Message
 
+	// The first encoding is read without the lock: most rooms are fanned out
+	// in one encoding (one protocol, one subscription shape), asked for once
+	// per member. firstKey and first are written once, under mu, before
+	// hasFirst is set.
+	hasFirst atomic.Bool
+	firstKey any
+	first    any
+
 	mu    sync.Mutex
-	slots map[any]any
+	slots map[any]any // encodings after the first
 }
 
 // Releaser is an encoding that holds buffers to give back after fan-out.
@@ -600,9 +608,21 @@ type Releaser interface{ Release() }
 
 // Encoded returns the value cached under key, building it with build on
 // first use. Values that implement Releaser are released after fan-out.
+// It is safe for concurrent use; build runs once per key.
 func (d *Delivery) Encoded(key any, build func(tollgate.Message) any) any {
+	if d.hasFirst.Load() && d.firstKey == key {
+		return d.first
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if !d.hasFirst.Load() {
+		d.firstKey, d.first = key, build(d.Message)
+		d.hasFirst.Store(true)
+		return d.first
+	}
+	if d.firstKey == key {
+		return d.first
+	}
 	if v, ok := d.slots[key]; ok {
 		return v
 	}
@@ -617,6 +637,11 @@ func (d *Delivery) Encoded(key any, build func(tollgate.Message) any) any {
 func (d *Delivery) release() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.hasFirst.Load() {
+		if r, ok := d.first.(Releaser); ok {
+			r.Release()
+		}
+	}
 	for _, v := range d.slots {
 		if r, ok := v.(Releaser); ok {
 			r.Release()

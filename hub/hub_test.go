@@ -202,3 +202,77 @@ func TestMembershipChurn(t *testing.T) {
 		t.Fatalf("Members = %d, want %d", n, 1+len(churners))
 	}
 }
+
+// countedEnc is an encoding that counts its releases.
+type countedEnc struct{ released *atomic.Int32 }
+
+func (e countedEnc) Release() { e.released.Add(1) }
+
+type encA struct{}
+type encB struct{ v string }
+
+// encConn asks for the delivery's encoding under key.
+type encConn struct {
+	recConn
+	key   any
+	build func(tollgate.Message) any
+}
+
+func (c *encConn) Deliver(d *hub.Delivery) bool {
+	_ = d.Encoded(c.key, c.build).(countedEnc)
+	return true
+}
+
+// TestDeliveryEncodedOncePerKey: each encoding is built once per message
+// whatever the number of members asking, and released once after fan-out.
+func TestDeliveryEncodedOncePerKey(t *testing.T) {
+	h := newTestHub(t, nil)
+	var builds, released [3]atomic.Int32
+	keys := []any{encA{}, encB{"x"}, encB{"y"}}
+	for i := range 30 {
+		k := i % len(keys)
+		c := &encConn{recConn: recConn{id: fmt.Sprint(i)}, key: keys[k], build: func(tollgate.Message) any {
+			builds[k].Add(1)
+			return countedEnc{&released[k]}
+		}}
+		h.Register(c)
+		if err := h.Join(context.Background(), c, "r", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := int64(1); id <= 3; id++ {
+		h.HandleMessage(tollgate.Message{Room: "r", ID: id, TS: time.Now()})
+		for k := range keys {
+			if b, r := builds[k].Load(), released[k].Load(); b != int32(id) || r != int32(id) {
+				t.Fatalf("message %d, key %v: built %d, released %d; want %d, %d", id, keys[k], b, r, id, id)
+			}
+		}
+	}
+}
+
+func TestDeliveryEncodedConcurrent(t *testing.T) {
+	d := &hub.Delivery{Message: tollgate.Message{ID: 7}}
+	var builds [4]atomic.Int32
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				k := (g + i) % len(builds)
+				v := d.Encoded(k, func(m tollgate.Message) any {
+					builds[k].Add(1)
+					return m.ID*10 + int64(k)
+				})
+				if v != int64(70+k) {
+					t.Errorf("key %d: got %v", k, v)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for k := range builds {
+		if n := builds[k].Load(); n != 1 {
+			t.Errorf("key %d built %d times, want 1", k, n)
+		}
+	}
+}
