@@ -31,6 +31,10 @@ type Conn struct {
 	// State is the protocol's per-connection state (set once in Open).
 	state any
 
+	// wroteShared accounts one SendShared frame as written; bound once so
+	// that queueing it does not allocate per frame.
+	wroteShared func()
+
 	pending   atomic.Int32 // queued, unwritten frames
 	busySince atomic.Int64 // unix nanos of the last write progress while pending > 0
 	closing   atomic.Bool
@@ -132,7 +136,10 @@ func (c *Conn) SendShared(s *Shared) bool {
 		c.written(err)
 		return false
 	}
-	c.sock.Async(func() { c.written(nil) })
+	// The Broadcaster's job cannot report back, so a second job, run right
+	// after it, accounts the frame; a write error is handled by gws, which
+	// closes the socket.
+	c.sock.Async(c.wroteShared)
 	return true
 }
 

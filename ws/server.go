@@ -289,6 +289,7 @@ func (s *Server) AcceptSlot(w http.ResponseWriter, r *http.Request, p tollgate.P
 		openedAs:  p.Credential,
 		release:   release,
 	}
+	c.wroteShared = func() { c.written(nil) }
 	sock.Session().Store("", c)
 	if !s.add(c) {
 		release()
