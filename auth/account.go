@@ -212,7 +212,8 @@ func (s *Service) Logout(ctx context.Context, p tollgate.Principal, c tollgate.C
 
 // DisableUser disables an account, revokes all its live sessions and closes
 // its sockets on every node with user_disabled. It is what keeps a disabled
-// user out at once: every token check reads the session. Errors: not_found
+// user out at once: every token check reads the session (the session cache
+// drops the user's sessions first, see [Service.ForgetRevoked]). Errors: not_found
 // for an unknown user, unavailable when a store is down. Safe for concurrent
 // use.
 func (s *Service) DisableUser(ctx context.Context, userID string, c tollgate.ClientInfo) error {

@@ -97,6 +97,12 @@ type Config struct {
 	Argon2 Argon2
 	// StoreTimeout bounds every store call. Zero means 5 seconds.
 	StoreTimeout time.Duration
+	// SessionCacheTTL is how long a live session read for a token or ticket
+	// check is remembered, at most [MaxSessionCacheTTL]. Revocations on this
+	// node and those [Service.ForgetRevoked] hears of drop it at once; only
+	// a control event lost between nodes can leave a revoked session usable
+	// for this long. Zero means no cache: every check reads the store.
+	SessionCacheTTL time.Duration
 
 	// Anonymous enables anonymous sessions: [Service.IssueAnonymous] and the
 	// anon_session cookie on GET /ws. Zero means off.
@@ -142,13 +148,15 @@ type Service struct {
 	// keys are the signing and verifying keys: cfg.Keys until SetKeys.
 	keys     atomic.Pointer[KeySet]
 	users    tollgate.UserStore
-	sessions tollgate.SessionStore
+	sessions tollgate.SessionStore // cache when there is one, else the store
+	cache    *sessionCache         // nil without Config.SessionCacheTTL
 	tickets  tollgate.TicketStore
 	hasher   *hasher
 	dummy    string // PHC hash checked for unknown users
 	origins  Origins
 	cookies  CookieNames
 	access   *jwt.Parser
+	verified *tokenCache // access tokens verified before
 	anon     *jwt.Parser
 	// accessKeyfunc and anonKeyfunc look keys up for the two token types.
 	accessKeyfunc jwt.Keyfunc
@@ -200,6 +208,9 @@ func New(cfg Config, users tollgate.UserStore, sessions tollgate.SessionStore, t
 	if cfg.StoreTimeout <= 0 {
 		cfg.StoreTimeout = DefaultStoreTimeout
 	}
+	if cfg.SessionCacheTTL < 0 || cfg.SessionCacheTTL > MaxSessionCacheTTL {
+		return nil, fmt.Errorf("auth: --session-cache-ttl %s is outside 0 to %s", cfg.SessionCacheTTL, MaxSessionCacheTTL)
+	}
 	if cfg.LegacyQueryToken && cfg.LegacyQueryTokenUntil.IsZero() {
 		return nil, errors.New("auth: --legacy-query-token requires --legacy-query-token-until")
 	}
@@ -228,9 +239,14 @@ func New(cfg Config, users tollgate.UserStore, sessions tollgate.SessionStore, t
 		hasher:   h,
 		origins:  origins,
 		cookies:  CookieNamesFor(cfg.SecureCookies),
+		verified: newTokenCache(),
 		log:      cfg.Logger,
 		audit:    cfg.Auditor,
 		now:      cfg.Now,
+	}
+	if cfg.SessionCacheTTL > 0 {
+		s.cache = newSessionCache(sessions, cfg.SessionCacheTTL, cfg.Now)
+		s.sessions = s.cache
 	}
 	s.keys.Store(cfg.Keys)
 	s.access = s.newOwnParser()

@@ -186,7 +186,9 @@ func classify(err error) *tollgate.Error {
 // For tollgate's tokens the signature, type, key id, iss, aud, exp, nbf, iat,
 // sub and sid are checked, and then the session named by sid must be live in
 // the SessionStore: a revoked session is refused at once even though its
-// tokens have not expired.
+// tokens have not expired. A token verified before is not decoded again (see
+// tokenCache), and the session is read through the session cache when
+// Config.SessionCacheTTL is set (see [Service.ForgetRevoked]).
 //
 // For the provider's tokens the signature (RS256, RS384, RS512, PS256,
 // ES256, ES384 or EdDSA, with a key of the provider's JWKS whose alg and type
@@ -212,9 +214,9 @@ func (s *Service) VerifyAccess(ctx context.Context, token tollgate.Secret) (toll
 		// No session and no revocation check: see the doc comment.
 		return s.oidc.verify(ctx, raw)
 	}
-	claims := &accessClaims{}
-	if _, err := s.access.ParseWithClaims(raw, claims, s.accessKeyfunc); err != nil {
-		return tollgate.Principal{}, classify(err)
+	claims, err := s.parseAccess(raw)
+	if err != nil {
+		return tollgate.Principal{}, err
 	}
 	now := s.now()
 	sctx, cancel := s.storeCtx(ctx)

@@ -152,6 +152,11 @@ type Config struct {
 	// RevalidateInterval is how often live sockets' users and sessions are
 	// checked again in the store (--revalidate-interval, default 5m, 10s to 24h).
 	RevalidateInterval time.Duration
+	// SessionCacheTTL is how long a live login session read for a token or
+	// ticket check is remembered (--session-cache-ttl, default 1s, 0s to
+	// 10s; 0s: every check reads the store). Revocations drop it at once on
+	// the node that makes them and on every node the control event reaches.
+	SessionCacheTTL time.Duration
 	// LegacyQueryToken accepts an access JWT in ?token= on GET /ws
 	// (--legacy-query-token, default false). It requires LegacyQueryTokenUntil.
 	LegacyQueryToken bool
@@ -288,6 +293,7 @@ func base() Config {
 		RefreshTokenTTL:         720 * time.Hour,
 		TicketTTL:               30 * time.Second,
 		RevalidateInterval:      5 * time.Minute,
+		SessionCacheTTL:         time.Second,
 		FirstMessageTimeout:     5 * time.Second,
 		MaxUnauthenticatedPerIP: 16,
 		MaxUnauthenticated:      1024,

@@ -261,6 +261,8 @@ func settings() []setting {
 			func(c *Config) *time.Duration { return &c.TicketTTL }, 5*time.Second, 5*time.Minute),
 		durationSetting("revalidate-interval", "How often live sockets' users and sessions are checked again.",
 			func(c *Config) *time.Duration { return &c.RevalidateInterval }, 10*time.Second, 24*time.Hour),
+		durationSetting("session-cache-ttl", "How long a live session read for a token or ticket check is remembered; revocations drop it at once (0s: no cache).",
+			func(c *Config) *time.Duration { return &c.SessionCacheTTL }, 0, 10*time.Second),
 		boolSetting("legacy-query-token", "Accept ?token=<JWT> on GET /ws (deprecated; requires --legacy-query-token-until).",
 			func(c *Config) *bool { return &c.LegacyQueryToken }),
 		{

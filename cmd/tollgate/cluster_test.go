@@ -58,7 +58,8 @@ func startCluster(t testing.TB, n int, redisURL string, extra ...string) *cluste
 // the publish rate limit counts a user's publishes on all nodes together.
 func TestClusterTicketsFanoutAndRevocation(t *testing.T) {
 	c := startCluster(t, 3, "", "--publish-rate", "6", "--publish-window", "1m",
-		"--failed-auth-block", "100000", "--handshake-rate", "100000")
+		"--failed-auth-block", "100000", "--handshake-rate", "100000",
+		"--session-cache-ttl", "10s") // the longest: revocation must not wait for it
 	a, b, cc := c.nodes[0], c.nodes[1], c.nodes[2]
 	uma := a.register("uma")
 	vic := b.login("uma", uma.password) // accounts are shared
@@ -143,6 +144,15 @@ func TestClusterTicketsFanoutAndRevocation(t *testing.T) {
 		t.Fatalf("socket on B after logout on A: %d %q", code, reason)
 	}
 	t.Logf("logout on A closed the socket on B after %s", time.Since(start))
+	// B had the session and the token cached a moment ago (its ticket
+	// request and redeem); the control event that closed the socket dropped
+	// them, so B refuses the token at once, well inside --session-cache-ttl.
+	if _, status, _ := b.dial("", bearer(vic.access)); status != 401 {
+		t.Fatalf("bearer handshake on B after logout on A: %d, want 401", status)
+	}
+	if r := b.call("POST", "/api/auth/ws-ticket", nil, bearer(vic.access)); r.status != 401 {
+		t.Fatalf("ticket request on B after logout on A: %s, want 401", r)
+	}
 
 	// A block made on A is enforced on B: its socket closes, tickets and
 	// handshakes there are refused.

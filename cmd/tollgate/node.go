@@ -86,6 +86,7 @@ func authConfig(cfg config.Config, keys *auth.KeySet) auth.Config {
 		AccessTTL:             cfg.AccessTokenTTL,
 		RefreshTTL:            cfg.RefreshTokenTTL,
 		TicketTTL:             cfg.TicketTTL,
+		SessionCacheTTL:       cfg.SessionCacheTTL,
 		AllowedOrigins:        cfg.AllowedOrigins,
 		SecureCookies:         cfg.CookieSecure,
 		RegistrationClosed:    cfg.Registration == config.RegistrationClosed,

@@ -16,7 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tollgate-ws/tollgate"
+	"github.com/tollgate-ws/tollgate/auth"
 	"github.com/tollgate-ws/tollgate/config"
+	"github.com/tollgate-ws/tollgate/hub"
 )
 
 // HTTP server bounds that are not settings: a request's headers (the
@@ -77,7 +80,9 @@ func (n *node) serve(ctx context.Context, ln net.Listener, ready chan<- string) 
 			}
 		})
 	}
-	background("hub", n.hub.Run)
+	background("hub", func(ctx context.Context) error {
+		return n.st.broker.Run(ctx, brokerHandler{Hub: n.hub, auth: n.auth})
+	})
 	background("sockets", func(ctx context.Context) error { n.sockets.Run(ctx); return nil })
 	background("revalidation", func(ctx context.Context) error {
 		n.hub.RunRevalidation(ctx, n.st.users, n.st.sessions, n.cfg.RevalidateInterval, n.log)
@@ -183,4 +188,18 @@ func (n *node) reloadKeysOnHUP(ctx context.Context) error {
 		n.auth.SetKeys(keys)
 		n.log.Info("signing keys reloaded", "keys", keys)
 	}
+}
+
+// brokerHandler hands what the broker delivers to the hub, and first drops
+// from the auth session cache whatever a control event revokes, so that the
+// revoked session opens no new socket on this node once its live ones close.
+type brokerHandler struct {
+	*hub.Hub
+	auth *auth.Service
+}
+
+// HandleControl implements tollgate.BrokerHandler.
+func (b brokerHandler) HandleControl(e tollgate.ControlEvent) {
+	b.auth.ForgetRevoked(e)
+	b.Hub.HandleControl(e)
 }
