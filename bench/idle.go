@@ -52,6 +52,36 @@ func RSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("bench: no VmRSS for pid %d", pid)
 }
 
+// CPU returns the user plus system CPU time process pid has used so far,
+// from /proc/<pid>/stat (Linux, whose USER_HZ is 100: 10 ms resolution).
+func CPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields 3.. follow its ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bench: unreadable /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("bench: short /proc/%d/stat", pid)
+	}
+	var ticks int64
+	for _, s := range f[11:13] { // utime, stime (fields 14 and 15)
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: /proc/%d/stat: %w", pid, err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * (time.Second / userHZ), nil
+}
+
+// userHZ is the unit of /proc's CPU times on Linux.
+const userHZ = 100
+
 // Idle opens k sockets (c at a time), holds them for settle, and reports the
 // server's RSS growth per socket (pid is the server's process id).
 func Idle(ctx context.Context, cfg Config, k, c, pid int, settle time.Duration) (IdleResult, error) {

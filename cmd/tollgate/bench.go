@@ -33,7 +33,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	k := fs.Int("k", 1000, "idle/fanout/revoke: sockets held / room members")
 	logoutC := fs.Int("logout-c", 1, "revoke: logouts in flight at once")
 	redisURL := fs.String("redis-url", "", "tickets: Redis for the ticket store (default in-process)")
-	pid := fs.Int("pid", 0, "idle: the server's process id (RSS is read from /proc)")
+	pid := fs.Int("pid", 0, "idle: the server's process id (RSS is read from /proc); connect: optional, adds the server's and the bench's CPU per connect")
 	settle := fs.Duration("settle", 5*time.Second, "idle: how long to hold the sockets before reading RSS")
 	p := fs.Int("p", 100, "fanout: messages to publish")
 	rate := fs.Float64("rate", 10, "fanout: messages per second")
@@ -55,7 +55,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	)
 	switch mode {
 	case "connect":
-		res, err = bench.Connect(ctx, cfg, *n, *c)
+		res, err = bench.Connect(ctx, cfg, *n, *c, *pid)
 	case "idle":
 		if *pid == 0 {
 			return fmt.Errorf("bench idle: --pid of the server is required")

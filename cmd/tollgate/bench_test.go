@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -90,7 +91,15 @@ func TestBenchModesAgainstRealServer(t *testing.T) {
 		}
 	}
 
-	res := runBench(t, []string{"mode", "credential", "k", "held", "closed_early", "failures_by_reason", "rss_before_kib",
+	// With the server's pid (this test process), CPU per connect too.
+	res := runBench(t, slices.Concat(connectKeys, []string{"server_cpu_us_per_connect", "client_cpu_us_per_connect"}),
+		"connect", "--addr", addr, "--credential", "bearer", "--n", "200", "--c", "4", "--pid", strconv.Itoa(os.Getpid()))
+	wantNums(t, res, map[string]float64{"ok": 200, "failed": 0})
+	if num(t, res, "server_cpu_us_per_connect") <= 0 {
+		t.Errorf("connect --pid: no server CPU measured: %v", res)
+	}
+
+	res = runBench(t, []string{"mode", "credential", "k", "held", "closed_early", "failures_by_reason", "rss_before_kib",
 		"rss_after_kib", "kib_per_socket", "rss_half_kib", "kib_per_socket_second_half", "settle_seconds", "connect_seconds"},
 		"idle", "--addr", addr, "--credential", "ticket", "--k", "20", "--c", "4", "--pid", strconv.Itoa(os.Getpid()), "--settle", "100ms")
 	wantNums(t, res, map[string]float64{"k": 20, "held": 20, "closed_early": 0})
@@ -168,7 +177,7 @@ func TestBenchTicketsRedis(t *testing.T) {
 // explicitly, and counts are bounded.
 func TestBenchRefusesNonLoopback(t *testing.T) {
 	ctx := context.Background()
-	if _, err := bench.Connect(ctx, bench.Config{Addr: "192.0.2.1:80", Credential: "none"}, 10, 1); err == nil ||
+	if _, err := bench.Connect(ctx, bench.Config{Addr: "192.0.2.1:80", Credential: "none"}, 10, 1, 0); err == nil ||
 		!strings.Contains(err.Error(), "loopback") {
 		t.Errorf("non-loopback target: %v", err)
 	}
