@@ -275,11 +275,13 @@ func (pr *Protocol) refresh(ctx context.Context, c *ws.Conn, s *session, req Req
 		return nil, tollgate.NewError(tollgate.CodeUnauthenticated)
 	}
 	p.Credential = old.Credential
-	c.SetPrincipal(p)
+	// refreshed goes out before the new expiry timers start: a token that
+	// lives less than the warning period gets its token_expiring after it.
+	c.SetPrincipalThen(p, encode(expiringFrame{Type: "refreshed", ExpiresAt: p.ExpiresAt.UTC()}))
 	pr.cfg.Hub.UpdatePrincipal(s)
 	pr.cfg.Auditor.Record(ctx, tollgate.AuditEvent{TS: pr.cfg.Now().UTC(), Event: tollgate.AuditTokenRefreshed,
 		User: p.Name, IP: c.Client().IP, ConnID: c.ID(), Credential: p.Credential, Reason: "in_band"})
-	return encode(expiringFrame{Type: "refreshed", ExpiresAt: p.ExpiresAt.UTC()}), nil
+	return nil, nil
 }
 
 // authenticate handles the first frame of a first-message socket.

@@ -411,6 +411,26 @@ func TestRefreshExtendsAndWrongUserCloses(t *testing.T) {
 	}
 }
 
+// A refresh with a token that lives less than the warning period: the
+// answer comes first, then the warning for the new expiry, every time (the
+// warning is due at once, so its timer raced the answer before).
+func TestRefreshAnswersBeforeTheNewWarning(t *testing.T) {
+	s := newStack(t, stackOpts{wsCfg: ws.Config{ExpiryWarning: time.Hour}})
+	s.verify.tokens["short"] = tollgate.Principal{UserID: "hugo", Name: "hugo", SessionID: "sess-hugo", ExpiresAt: time.Now().Add(30 * time.Minute)}
+	c := s.dial("hugo", map[string]string{"X-Test-Exp": "40m"})
+	c.expect("welcome")
+	c.expect("token_expiring")
+	for i := range 200 {
+		c.send(frame{"type": "refresh", "token": "short"})
+		if f := c.read(); f.str("type") != "refreshed" {
+			t.Fatalf("refresh %d: first frame %v, want refreshed", i, f)
+		}
+		if f := c.read(); f.str("type") != "token_expiring" {
+			t.Fatalf("refresh %d: second frame %v, want token_expiring", i, f)
+		}
+	}
+}
+
 func TestAnonymousRooms(t *testing.T) {
 	s := newStack(t, stackOpts{anonRooms: []string{"lobby"}})
 	c := s.dial("anon-1", map[string]string{"X-Test-Anon": "1"})

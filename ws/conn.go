@@ -87,6 +87,25 @@ func (c *Conn) SetPrincipal(p tollgate.Principal) {
 	c.mu.Unlock()
 }
 
+// SetPrincipalThen is SetPrincipal for an answer that must reach the client
+// before anything the new expiry causes: it stops the old expiry timers,
+// queues frame, and only then arms the timers for p.ExpiresAt, so that a
+// warning due at once (a token living less than Config.ExpiryWarning) follows
+// frame instead of racing it. Call it from the socket's message handler.
+func (c *Conn) SetPrincipalThen(p tollgate.Principal, frame []byte) {
+	c.mu.Lock()
+	c.principal = p
+	c.armExpiryLocked(time.Time{})
+	c.mu.Unlock()
+	c.Send(frame)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing.Load() {
+		return // the close stopped the timers, or is about to: arm none
+	}
+	c.armExpiryLocked(p.ExpiresAt)
+}
+
 // armExpiryLocked sets the expiry warning (Config.ExpiryWarning before exp,
 // or at once when less is left) and the close at exp. Zero exp: no expiry.
 func (c *Conn) armExpiryLocked(exp time.Time) {
